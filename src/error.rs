@@ -1,0 +1,133 @@
+//! Errors of the builder and of dumps.
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Why [`Builder::build`](crate::Builder::build) refused a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// `max_bytes` is below [`MIN_MAX_BYTES`](crate::MIN_MAX_BYTES).
+    MaxBytesTooSmall {
+        /// The value given.
+        given: usize,
+        /// The smallest accepted value.
+        min: usize,
+    },
+    /// `max_bytes` is above [`MAX_MAX_BYTES`](crate::MAX_MAX_BYTES).
+    MaxBytesTooLarge {
+        /// The value given.
+        given: usize,
+        /// The largest accepted value.
+        max: usize,
+    },
+    /// `min_age` is zero or longer than a year.
+    InvalidMinAge {
+        /// The value given.
+        given: Duration,
+    },
+    /// `max_field_len` is zero or above [`MAX_FIELD_LEN_LIMIT`](crate::MAX_FIELD_LEN_LIMIT).
+    InvalidMaxFieldLen {
+        /// The value given.
+        given: usize,
+    },
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::MaxBytesTooSmall { given, min } => write!(
+                f,
+                "max_bytes is {given} bytes; the flight recorder needs at least {min} bytes"
+            ),
+            BuildError::MaxBytesTooLarge { given, max } => write!(
+                f,
+                "max_bytes is {given} bytes; at most {max} bytes of record storage are supported"
+            ),
+            BuildError::InvalidMinAge { given } => write!(
+                f,
+                "min_age is {given:?}; it must be more than zero and at most a year"
+            ),
+            BuildError::InvalidMaxFieldLen { given } => write!(
+                f,
+                "max_field_len is {given} bytes; it must be between 1 and {}",
+                crate::MAX_FIELD_LEN_LIMIT
+            ),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+/// What a dump was doing when it failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DumpStage {
+    /// Creating the directory the dump goes into.
+    CreateDir,
+    /// Creating the temporary file next to the destination.
+    CreateTemp,
+    /// Encoding and writing the trace.
+    Write,
+    /// Renaming the finished file into place.
+    Persist,
+}
+
+impl fmt::Display for DumpStage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DumpStage::CreateDir => "cannot create the dump directory",
+            DumpStage::CreateTemp => "cannot create a temporary file",
+            DumpStage::Write => "cannot write the trace",
+            DumpStage::Persist => "cannot move the finished dump into place",
+        })
+    }
+}
+
+/// A dump that could not be written. Nothing is left behind: no temporary file, no partial
+/// dump; recording goes on.
+#[derive(Debug)]
+pub struct DumpError {
+    stage: DumpStage,
+    path: PathBuf,
+    source: io::Error,
+}
+
+impl DumpError {
+    pub(crate) fn new(stage: DumpStage, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        DumpError {
+            stage,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// The step that failed.
+    pub fn stage(&self) -> DumpStage {
+        self.stage
+    }
+
+    /// The path the dump was meant for (or the directory, when that could not be created).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The underlying I/O error.
+    pub fn io_error(&self) -> &io::Error {
+        &self.source
+    }
+}
+
+impl fmt::Display for DumpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}): {}", self.stage, self.path.display(), self.source)
+    }
+}
+
+impl std::error::Error for DumpError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}

@@ -1,0 +1,267 @@
+//! The `tracing_subscriber::Layer`: the hot path.
+//!
+//! Each callback encodes one record into a per-thread scratch buffer (formatting `Debug`
+//! values there, outside any lock), then appends it to the thread's current chunk under the
+//! thread's own mutex. No I/O, no allocation in steady state, no `tracing` calls of its own.
+//! A callback that re-enters the layer on the same thread (a `Debug` impl that logs) finds the
+//! thread's slot borrowed and is counted as dropped instead of deadlocking.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+use tracing_core::span::{Attributes, Id, Record};
+use tracing_core::{Event, Subscriber};
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::record::{self, FieldEncoder, MAX_RECORD_BYTES, kind};
+use crate::recorder::Shared;
+use crate::storage::{ThreadBuffer, ThreadIdentity, next_tid};
+
+/// Span ids are handed out to threads in blocks, so a new span costs no shared atomic.
+const KEY_BLOCK: u64 = 1 << 12;
+
+/// Per-thread, per-recorder state.
+struct Slot {
+    recorder: u64,
+    shared: Weak<Shared>,
+    buffer: Arc<ThreadBuffer>,
+    scratch: Vec<u8>,
+    /// Registry ids of the spans this thread is in, innermost last (as this layer saw them, so
+    /// per-layer filters apply).
+    stack: Vec<u64>,
+    next_key: u64,
+    key_end: u64,
+}
+
+impl Slot {
+    fn new(shared: &Arc<Shared>) -> Slot {
+        let identity = ThreadIdentity {
+            tid: next_tid(),
+            name: std::thread::current().name().map(str::to_owned),
+        };
+        Slot {
+            recorder: shared.id,
+            shared: Arc::downgrade(shared),
+            buffer: shared.storage.register(identity),
+            scratch: Vec::with_capacity(MAX_RECORD_BYTES + 64),
+            stack: Vec::with_capacity(32),
+            next_key: 0,
+            key_end: 0,
+        }
+    }
+
+    #[inline]
+    fn next_span_key(&mut self) -> u64 {
+        static NEXT_BLOCK: AtomicU64 = AtomicU64::new(1);
+        if self.next_key == self.key_end {
+            self.next_key = NEXT_BLOCK.fetch_add(KEY_BLOCK, Ordering::Relaxed);
+            self.key_end = self.next_key + KEY_BLOCK;
+        }
+        let key = self.next_key;
+        self.next_key += 1;
+        key
+    }
+
+    #[inline]
+    fn current_span(&self) -> u64 {
+        self.stack.last().copied().unwrap_or(0)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        // The thread is exiting (or the recorder is gone): keep what it recorded dumpable.
+        if let Some(shared) = self.shared.upgrade() {
+            shared.storage.retire(&self.buffer);
+        }
+    }
+}
+
+thread_local! {
+    static SLOTS: RefCell<Vec<Slot>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The layer half of a flight recorder: add it to a `tracing_subscriber::Registry`.
+///
+/// Created with its [`FlightRecorder`](crate::FlightRecorder) handle by
+/// [`FlightRecorder::builder`](crate::FlightRecorder::builder).
+#[must_use = "a layer records nothing until it is added to a subscriber"]
+pub struct FlightRecorderLayer {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for FlightRecorderLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FlightRecorderLayer")
+            .field("recorder", &self.shared.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FlightRecorderLayer {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        FlightRecorderLayer { shared }
+    }
+
+    /// Runs `f` with this thread's slot. Re-entrant calls and calls during thread teardown
+    /// cannot get the slot: they are counted as dropped when recording.
+    #[inline]
+    fn with_slot(&self, f: impl FnOnce(&Shared, &mut Slot)) {
+        let shared = &self.shared;
+        let done = SLOTS
+            .try_with(|slots| {
+                let Ok(mut slots) = slots.try_borrow_mut() else {
+                    return false;
+                };
+                let index = match slots.iter().position(|s| s.recorder == shared.id) {
+                    Some(index) => index,
+                    None => {
+                        // First record of this thread for this recorder; forget recorders
+                        // that are gone.
+                        slots.retain(|s| s.shared.strong_count() > 0);
+                        slots.push(Slot::new(shared));
+                        slots.len() - 1
+                    }
+                };
+                f(shared, &mut slots[index]);
+                true
+            })
+            .unwrap_or(false);
+        if !done && shared.is_recording() {
+            shared.count_dropped();
+        }
+    }
+
+    #[inline]
+    fn span_record(&self, kind: u8, id: &Id) {
+        self.with_slot(|shared, slot| {
+            match kind {
+                kind::ENTER => slot.stack.push(id.into_u64()),
+                kind::EXIT => {
+                    if let Some(at) = slot.stack.iter().rposition(|&s| s == id.into_u64()) {
+                        slot.stack.remove(at);
+                    }
+                }
+                _ => {}
+            }
+            if !shared.is_recording() {
+                return;
+            }
+            let ts = shared.now();
+            record::begin(&mut slot.scratch, kind, ts);
+            record::put_u64(&mut slot.scratch, id.into_u64());
+            record::finish(&mut slot.scratch, 0);
+            shared.append(&slot.buffer, &slot.scratch, ts);
+        });
+    }
+}
+
+impl<S> Layer<S> for FlightRecorderLayer
+where
+    S: Subscriber + for<'lookup> LookupSpan<'lookup>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, _ctx: Context<'_, S>) {
+        if !self.shared.is_recording() {
+            return;
+        }
+        self.with_slot(|shared, slot| {
+            let parent = match attrs.parent() {
+                Some(parent) => parent.into_u64(),
+                None if attrs.is_contextual() => slot.current_span(),
+                None => 0,
+            };
+            let key = slot.next_span_key();
+            let ts = shared.now();
+            let buf = &mut slot.scratch;
+            record::begin(buf, kind::NEW_SPAN, ts);
+            record::put_u64(buf, id.into_u64());
+            record::put_u64(buf, key);
+            record::put_u64(buf, parent);
+            record::put_metadata(buf, attrs.metadata());
+            let mut fields = FieldEncoder::new(buf, shared.max_field_bytes);
+            attrs.record(&mut fields);
+            let flags = fields.flags();
+            record::finish(buf, flags);
+            shared.append(&slot.buffer, &slot.scratch, ts);
+        });
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        if !self.shared.is_recording() {
+            return;
+        }
+        let metadata = ctx.metadata(id);
+        self.with_slot(|shared, slot| {
+            let ts = shared.now();
+            let buf = &mut slot.scratch;
+            record::begin(buf, kind::RECORD, ts);
+            record::put_u64(buf, id.into_u64());
+            match metadata {
+                Some(metadata) => record::put_metadata(buf, metadata),
+                None => record::put_u64(buf, 0),
+            }
+            let mut fields = FieldEncoder::new(buf, shared.max_field_bytes);
+            values.record(&mut fields);
+            let flags = fields.flags();
+            record::finish(buf, flags);
+            shared.append(&slot.buffer, &slot.scratch, ts);
+        });
+    }
+
+    fn on_follows_from(&self, id: &Id, follows: &Id, _ctx: Context<'_, S>) {
+        if !self.shared.is_recording() {
+            return;
+        }
+        self.with_slot(|shared, slot| {
+            let ts = shared.now();
+            let buf = &mut slot.scratch;
+            record::begin(buf, kind::FOLLOWS_FROM, ts);
+            record::put_u64(buf, id.into_u64());
+            record::put_u64(buf, follows.into_u64());
+            record::finish(buf, 0);
+            shared.append(&slot.buffer, &slot.scratch, ts);
+        });
+    }
+
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        if !self.shared.is_recording() {
+            return;
+        }
+        self.with_slot(|shared, slot| {
+            let span = match event.parent() {
+                Some(parent) => parent.into_u64(),
+                None if event.is_contextual() => slot.current_span(),
+                None => 0,
+            };
+            let ts = shared.now();
+            let buf = &mut slot.scratch;
+            record::begin(buf, kind::EVENT, ts);
+            record::put_metadata(buf, event.metadata());
+            record::put_u64(buf, span);
+            let mut fields = FieldEncoder::new(buf, shared.max_field_bytes);
+            event.record(&mut fields);
+            let flags = fields.flags();
+            record::finish(buf, flags);
+            shared.append(&slot.buffer, &slot.scratch, ts);
+        });
+    }
+
+    fn on_enter(&self, id: &Id, _ctx: Context<'_, S>) {
+        self.span_record(kind::ENTER, id);
+    }
+
+    fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
+        self.span_record(kind::EXIT, id);
+    }
+
+    fn on_close(&self, id: Id, _ctx: Context<'_, S>) {
+        if !self.shared.is_recording() {
+            return;
+        }
+        self.span_record(kind::CLOSE, &id);
+    }
+}

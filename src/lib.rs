@@ -1,0 +1,29 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+#![warn(
+    missing_debug_implementations,
+    unreachable_pub,
+    rust_2018_idioms,
+    clippy::undocumented_unsafe_blocks
+)]
+
+mod builder;
+mod chrome;
+mod error;
+mod layer;
+mod record;
+mod recorder;
+mod snapshot;
+mod storage;
+pub mod validate;
+
+pub use builder::{
+    Builder, DEFAULT_MAX_BYTES, DEFAULT_MAX_FIELD_LEN, DEFAULT_MIN_AGE, MAX_FIELD_LEN_LIMIT,
+    MAX_MAX_BYTES, MIN_MAX_BYTES,
+};
+pub use chrome::FORMAT_VERSION;
+pub use error::{BuildError, DumpError, DumpStage};
+pub use layer::FlightRecorderLayer;
+pub use record::{Field, FieldValue, TRUNCATION_MARKER};
+pub use recorder::{DumpInfo, FlightRecorder};
+pub use snapshot::{Counters, ORPHAN_SPAN_BIT, Record, RecordKind, Snapshot, ThreadInfo};

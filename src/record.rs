@@ -1,0 +1,454 @@
+//! The binary record format kept in the rings, its encoder (hot path) and decoder.
+//!
+//! A record is a 12-byte header — length (`u16`), kind (`u8`), flags (`u8`), raw clock ticks
+//! (`u64`) — and a kind-specific body. Names, targets and locations are not copied: a record
+//! keeps the address of the callsite's `&'static Metadata` and field indices into it. Span
+//! references are the *registry's* ids; they are turned into the recorder's own unique ids at
+//! decode time (see `snapshot`), which keeps per-span state off the hot path.
+
+use std::fmt;
+
+use tracing_core::Metadata;
+use tracing_core::field::{self, Visit};
+
+pub(crate) const HEADER_BYTES: usize = 12;
+
+/// Largest encoded record; fields that would not fit are left out and the record is flagged.
+/// Must stay below `storage::FIRST_CHUNK_BYTES`.
+pub(crate) const MAX_RECORD_BYTES: usize = 8 << 10;
+
+/// Appended to a field value that was cut at the configured length.
+pub const TRUNCATION_MARKER: &str = "…[truncated]";
+
+pub(crate) mod kind {
+    pub(crate) const NEW_SPAN: u8 = 1;
+    pub(crate) const ENTER: u8 = 2;
+    pub(crate) const EXIT: u8 = 3;
+    pub(crate) const CLOSE: u8 = 4;
+    pub(crate) const RECORD: u8 = 5;
+    pub(crate) const FOLLOWS_FROM: u8 = 6;
+    pub(crate) const EVENT: u8 = 7;
+}
+
+/// Record flag: some fields did not fit in [`MAX_RECORD_BYTES`] and were left out.
+pub(crate) const FLAG_FIELDS_DROPPED: u8 = 1;
+
+mod tag {
+    pub(super) const U64: u8 = 1;
+    pub(super) const I64: u8 = 2;
+    pub(super) const F64: u8 = 3;
+    pub(super) const FALSE: u8 = 4;
+    pub(super) const TRUE: u8 = 5;
+    pub(super) const STR: u8 = 6;
+    pub(super) const STR_TRUNCATED: u8 = 7;
+    pub(super) const U128: u8 = 8;
+    pub(super) const I128: u8 = 9;
+}
+
+/// Starts a record in `buf` (which is cleared first).
+#[inline]
+pub(crate) fn begin(buf: &mut Vec<u8>, kind: u8, ts: u64) {
+    buf.clear();
+    buf.extend_from_slice(&[0, 0, kind, 0]);
+    buf.extend_from_slice(&ts.to_le_bytes());
+}
+
+#[inline]
+pub(crate) fn put_u64(buf: &mut Vec<u8>, value: u64) {
+    buf.extend_from_slice(&value.to_le_bytes());
+}
+
+#[inline]
+pub(crate) fn put_metadata(buf: &mut Vec<u8>, metadata: &'static Metadata<'static>) {
+    put_u64(buf, metadata as *const Metadata<'static> as usize as u64);
+}
+
+/// Writes the record's length and flags into its header.
+#[inline]
+pub(crate) fn finish(buf: &mut [u8], flags: u8) {
+    let len = buf.len() as u16;
+    buf[0..2].copy_from_slice(&len.to_le_bytes());
+    buf[3] = flags;
+}
+
+/// Visits a `ValueSet`/`Record` and appends `[count][field index, tag, value]...`.
+pub(crate) struct FieldEncoder<'a> {
+    buf: &'a mut Vec<u8>,
+    count_at: usize,
+    max_value_bytes: usize,
+    dropped_fields: bool,
+}
+
+impl<'a> FieldEncoder<'a> {
+    #[inline]
+    pub(crate) fn new(buf: &'a mut Vec<u8>, max_value_bytes: usize) -> Self {
+        let count_at = buf.len();
+        buf.push(0);
+        FieldEncoder {
+            buf,
+            count_at,
+            max_value_bytes,
+            dropped_fields: false,
+        }
+    }
+
+    /// The record flags the visit produced.
+    #[inline]
+    pub(crate) fn flags(&self) -> u8 {
+        if self.dropped_fields {
+            FLAG_FIELDS_DROPPED
+        } else {
+            0
+        }
+    }
+
+    /// Reserves room for a field of `value_bytes`; false (and the record flagged) if it does not
+    /// fit.
+    #[inline]
+    fn start_field(&mut self, field: &field::Field, tag: u8, value_bytes: usize) -> bool {
+        if self.buf.len() + 2 + value_bytes > MAX_RECORD_BYTES {
+            self.dropped_fields = true;
+            return false;
+        }
+        self.buf[self.count_at] += 1;
+        self.buf.push(field.index() as u8);
+        self.buf.push(tag);
+        true
+    }
+
+    #[inline]
+    fn fixed(&mut self, field: &field::Field, tag: u8, bytes: &[u8]) {
+        if self.start_field(field, tag, bytes.len()) {
+            self.buf.extend_from_slice(bytes);
+        }
+    }
+}
+
+impl Visit for FieldEncoder<'_> {
+    #[inline]
+    fn record_u64(&mut self, field: &field::Field, value: u64) {
+        self.fixed(field, tag::U64, &value.to_le_bytes());
+    }
+
+    #[inline]
+    fn record_i64(&mut self, field: &field::Field, value: i64) {
+        self.fixed(field, tag::I64, &value.to_le_bytes());
+    }
+
+    #[inline]
+    fn record_f64(&mut self, field: &field::Field, value: f64) {
+        self.fixed(field, tag::F64, &value.to_le_bytes());
+    }
+
+    #[inline]
+    fn record_bool(&mut self, field: &field::Field, value: bool) {
+        let tag = if value { tag::TRUE } else { tag::FALSE };
+        self.fixed(field, tag, &[]);
+    }
+
+    fn record_u128(&mut self, field: &field::Field, value: u128) {
+        self.fixed(field, tag::U128, &value.to_le_bytes());
+    }
+
+    fn record_i128(&mut self, field: &field::Field, value: i128) {
+        self.fixed(field, tag::I128, &value.to_le_bytes());
+    }
+
+    #[inline]
+    fn record_str(&mut self, field: &field::Field, value: &str) {
+        let mut len = value.len().min(self.max_value_bytes);
+        while !value.is_char_boundary(len) {
+            len -= 1;
+        }
+        let tag = if len < value.len() {
+            tag::STR_TRUNCATED
+        } else {
+            tag::STR
+        };
+        if self.start_field(field, tag, 2 + len) {
+            self.buf.extend_from_slice(&(len as u16).to_le_bytes());
+            self.buf.extend_from_slice(&value.as_bytes()[..len]);
+        }
+    }
+
+    fn record_error(&mut self, field: &field::Field, value: &(dyn std::error::Error + 'static)) {
+        self.record_debug(field, &format_args!("{value}"));
+    }
+
+    #[inline]
+    fn record_debug(&mut self, field: &field::Field, value: &dyn fmt::Debug) {
+        if !self.start_field(field, tag::STR, 2 + self.max_value_bytes.min(16)) {
+            return;
+        }
+        let tag_at = self.buf.len() - 1;
+        let len_at = self.buf.len();
+        self.buf.extend_from_slice(&[0, 0]);
+        let room = self
+            .max_value_bytes
+            .min(MAX_RECORD_BYTES - self.buf.len());
+        let mut writer = CappedWriter {
+            buf: self.buf,
+            room,
+            truncated: false,
+        };
+        // An `Err` here only means the writer stopped taking text at the cap.
+        let _ = fmt::write(&mut writer, format_args!("{value:?}"));
+        if writer.truncated {
+            self.buf[tag_at] = tag::STR_TRUNCATED;
+        }
+        let len = (self.buf.len() - len_at - 2) as u16;
+        self.buf[len_at..len_at + 2].copy_from_slice(&len.to_le_bytes());
+    }
+}
+
+/// A `fmt::Write` that appends at most `room` bytes, cut at a character boundary.
+struct CappedWriter<'a> {
+    buf: &'a mut Vec<u8>,
+    room: usize,
+    truncated: bool,
+}
+
+impl fmt::Write for CappedWriter<'_> {
+    #[inline]
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if s.len() <= self.room {
+            self.buf.extend_from_slice(s.as_bytes());
+            self.room -= s.len();
+            return Ok(());
+        }
+        let mut len = self.room;
+        while !s.is_char_boundary(len) {
+            len -= 1;
+        }
+        self.buf.extend_from_slice(&s.as_bytes()[..len]);
+        self.room = 0;
+        self.truncated = true;
+        Err(fmt::Error)
+    }
+}
+
+/// A field value as recorded.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum FieldValue {
+    /// An unsigned integer.
+    U64(u64),
+    /// A signed integer.
+    I64(i64),
+    /// A 128-bit unsigned integer.
+    U128(u128),
+    /// A 128-bit signed integer.
+    I128(i128),
+    /// A float.
+    F64(f64),
+    /// A boolean.
+    Bool(bool),
+    /// A string, or a `Debug`/`Display` value formatted as one. A value cut at the configured
+    /// length ends with [`TRUNCATION_MARKER`].
+    Str(String),
+}
+
+impl fmt::Display for FieldValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FieldValue::U64(v) => v.fmt(f),
+            FieldValue::I64(v) => v.fmt(f),
+            FieldValue::U128(v) => v.fmt(f),
+            FieldValue::I128(v) => v.fmt(f),
+            FieldValue::F64(v) => v.fmt(f),
+            FieldValue::Bool(v) => v.fmt(f),
+            FieldValue::Str(v) => f.write_str(v),
+        }
+    }
+}
+
+/// One recorded field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Field {
+    /// The field's name, as written at the callsite.
+    pub name: &'static str,
+    /// Its value.
+    pub value: FieldValue,
+}
+
+/// A record parsed from a chunk; span references are still registry ids.
+pub(crate) struct RawRecord {
+    pub(crate) kind: u8,
+    pub(crate) flags: u8,
+    pub(crate) ts: u64,
+    pub(crate) body: RawBody,
+}
+
+pub(crate) enum RawBody {
+    NewSpan {
+        registry_id: u64,
+        key: u64,
+        parent: u64,
+        metadata: &'static Metadata<'static>,
+        fields: Vec<Field>,
+    },
+    /// Enter, exit and close.
+    Span { registry_id: u64 },
+    Record {
+        registry_id: u64,
+        fields: Vec<Field>,
+    },
+    FollowsFrom { registry_id: u64, follows: u64 },
+    Event {
+        metadata: &'static Metadata<'static>,
+        span: u64,
+        fields: Vec<Field>,
+    },
+}
+
+/// Reads records from a chunk's bytes. Stops at the first malformed record (none are expected:
+/// only the encoder above writes chunks).
+pub(crate) struct RecordReader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> RecordReader<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        RecordReader { bytes }
+    }
+}
+
+struct Cursor<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.bytes.len() < n {
+            return None;
+        }
+        let (head, tail) = self.bytes.split_at(n);
+        self.bytes = tail;
+        Some(head)
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        self.take(8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
+    }
+
+    fn metadata(&mut self) -> Option<&'static Metadata<'static>> {
+        let address = self.u64()? as usize;
+        if address == 0 {
+            return None;
+        }
+        // SAFETY: the address was written by `put_metadata` from a `&'static Metadata<'static>`
+        // (callsite metadata lives for the whole program), and chunks are only ever filled by
+        // this crate's encoder, never from outside input.
+        Some(unsafe { &*(address as *const Metadata<'static>) })
+    }
+
+    fn fields(&mut self, metadata: Option<&'static Metadata<'static>>) -> Option<Vec<Field>> {
+        let count = self.u8()?;
+        let mut fields = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            let index = self.u8()? as usize;
+            let tag = self.u8()?;
+            let value = match tag {
+                tag::U64 => FieldValue::U64(self.u64()?),
+                tag::I64 => FieldValue::I64(self.u64()? as i64),
+                tag::F64 => FieldValue::F64(f64::from_bits(self.u64()?)),
+                tag::FALSE => FieldValue::Bool(false),
+                tag::TRUE => FieldValue::Bool(true),
+                tag::U128 => FieldValue::U128(u128::from_le_bytes(self.take(16)?.try_into().ok()?)),
+                tag::I128 => FieldValue::I128(i128::from_le_bytes(self.take(16)?.try_into().ok()?)),
+                tag::STR | tag::STR_TRUNCATED => {
+                    let len = u16::from_le_bytes(self.take(2)?.try_into().ok()?) as usize;
+                    let mut text = String::from_utf8_lossy(self.take(len)?).into_owned();
+                    if tag == tag::STR_TRUNCATED {
+                        text.push_str(TRUNCATION_MARKER);
+                    }
+                    FieldValue::Str(text)
+                }
+                _ => return None,
+            };
+            let name = metadata
+                .and_then(|m| m.fields().iter().nth(index))
+                .map_or("?", |f| f.name());
+            fields.push(Field { name, value });
+        }
+        Some(fields)
+    }
+}
+
+impl Iterator for RecordReader<'_> {
+    type Item = RawRecord;
+
+    fn next(&mut self) -> Option<RawRecord> {
+        if self.bytes.len() < HEADER_BYTES {
+            return None;
+        }
+        let len = u16::from_le_bytes([self.bytes[0], self.bytes[1]]) as usize;
+        if len < HEADER_BYTES || len > self.bytes.len() {
+            self.bytes = &[];
+            return None;
+        }
+        let (record, rest) = self.bytes.split_at(len);
+        self.bytes = rest;
+        let kind = record[2];
+        let flags = record[3];
+        let mut cursor = Cursor { bytes: record };
+        cursor.take(4)?;
+        let ts = cursor.u64()?;
+        let body = match kind {
+            kind::NEW_SPAN => {
+                let registry_id = cursor.u64()?;
+                let key = cursor.u64()?;
+                let parent = cursor.u64()?;
+                let metadata = cursor.metadata()?;
+                let fields = cursor.fields(Some(metadata))?;
+                RawBody::NewSpan {
+                    registry_id,
+                    key,
+                    parent,
+                    metadata,
+                    fields,
+                }
+            }
+            kind::ENTER | kind::EXIT | kind::CLOSE => RawBody::Span {
+                registry_id: cursor.u64()?,
+            },
+            kind::RECORD => {
+                let registry_id = cursor.u64()?;
+                let metadata = cursor.metadata();
+                let fields = cursor.fields(metadata)?;
+                RawBody::Record {
+                    registry_id,
+                    fields,
+                }
+            }
+            kind::FOLLOWS_FROM => RawBody::FollowsFrom {
+                registry_id: cursor.u64()?,
+                follows: cursor.u64()?,
+            },
+            kind::EVENT => {
+                let metadata = cursor.metadata()?;
+                let span = cursor.u64()?;
+                let fields = cursor.fields(Some(metadata))?;
+                RawBody::Event {
+                    metadata,
+                    span,
+                    fields,
+                }
+            }
+            _ => {
+                self.bytes = &[];
+                return None;
+            }
+        };
+        Some(RawRecord {
+            kind,
+            flags,
+            ts,
+            body,
+        })
+    }
+}

@@ -1,0 +1,258 @@
+//! The format checker for Chrome Trace Event JSON: the invariants every dump must hold, as one
+//! piece of code for the crate's tests and for tools.
+//!
+//! ```
+//! let trace = serde_json::json!({"traceEvents": [
+//!     {"ph": "M", "name": "thread_name", "pid": 1, "tid": 7, "args": {"name": "main"}},
+//!     {"ph": "X", "name": "outer", "pid": 1, "tid": 7, "ts": 0.0, "dur": 10.0},
+//!     {"ph": "X", "name": "inner", "pid": 1, "tid": 7, "ts": 2.0, "dur": 3.5},
+//! ]});
+//! let summary = tracing_blackbox::validate::check(&trace).unwrap();
+//! assert_eq!(summary.slices, 2);
+//! ```
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+
+use serde_json::Value;
+
+/// What a valid trace contains.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Summary {
+    /// All events, metadata included.
+    pub events: usize,
+    /// `X` slices.
+    pub slices: usize,
+    /// `B`/`E` pairs.
+    pub begin_end_pairs: usize,
+    /// Async `b`/`e` pairs.
+    pub async_pairs: usize,
+    /// Instant events (`i`, `I`).
+    pub instants: usize,
+    /// Distinct `(pid, tid)` threads with events.
+    pub threads: usize,
+    /// Whether each thread's events appear in the file in non-decreasing `ts` order (the format
+    /// does not require it; this crate's dumps do it).
+    pub sorted_per_thread: bool,
+}
+
+/// The first broken invariant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// Index of the offending event in `traceEvents`, when one event is to blame.
+    pub event: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.event {
+            Some(index) => write!(f, "event {index}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for Violation {}
+
+fn violation(event: Option<usize>, message: impl Into<String>) -> Violation {
+    Violation {
+        event,
+        message: message.into(),
+    }
+}
+
+/// Parses `text` and [`check`]s it.
+pub fn check_str(text: &str) -> Result<Summary, Violation> {
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| violation(None, format!("not JSON: {e}")))?;
+    check(&value)
+}
+
+/// Microseconds to whole nanoseconds, so comparisons are exact for our three decimals.
+fn nanos(value: f64) -> i64 {
+    (value * 1000.0).round() as i64
+}
+
+/// Checks a parsed trace (object form with `traceEvents`, or a bare array):
+/// - every event has a `ph`, and every timed event numeric `ts`, `pid` and `tid`;
+/// - per thread, `X` slices sorted by start nest (no partial overlap), with `dur >= 0`;
+/// - per thread, `B`/`E` balance;
+/// - async `b`/`e`: each id is opened once and closed once, not before it opens;
+/// - every thread with events is named by a `thread_name` metadata event.
+pub fn check(trace: &Value) -> Result<Summary, Violation> {
+    let events = match trace {
+        Value::Array(events) => events,
+        Value::Object(object) => object
+            .get("traceEvents")
+            .and_then(Value::as_array)
+            .ok_or_else(|| violation(None, "no traceEvents array"))?,
+        _ => return Err(violation(None, "not a trace: expected an object or an array")),
+    };
+    let mut summary = Summary {
+        events: events.len(),
+        sorted_per_thread: true,
+        ..Summary::default()
+    };
+    let mut named: HashSet<(i64, i64)> = HashSet::new();
+    let mut slices: BTreeMap<(i64, i64), Vec<(i64, i64, usize)>> = BTreeMap::new();
+    let mut begin_end: HashMap<(i64, i64), Vec<(i64, bool, usize)>> = HashMap::new();
+    let mut asyncs: HashMap<(String, String), Vec<(i64, bool, usize)>> = HashMap::new();
+    let mut last_ts: HashMap<(i64, i64), i64> = HashMap::new();
+
+    for (index, event) in events.iter().enumerate() {
+        let at = Some(index);
+        let object = event
+            .as_object()
+            .ok_or_else(|| violation(at, "not an object"))?;
+        let ph = object
+            .get("ph")
+            .and_then(Value::as_str)
+            .ok_or_else(|| violation(at, "missing ph"))?;
+        let pid = object.get("pid").and_then(Value::as_i64).unwrap_or(0);
+        if ph == "M" {
+            if object.get("name").and_then(Value::as_str) == Some("thread_name") {
+                let tid = object
+                    .get("tid")
+                    .and_then(Value::as_i64)
+                    .ok_or_else(|| violation(at, "thread_name without a numeric tid"))?;
+                named.insert((pid, tid));
+            }
+            continue;
+        }
+        let tid = object
+            .get("tid")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| violation(at, "missing numeric tid"))?;
+        let ts = object
+            .get("ts")
+            .and_then(Value::as_f64)
+            .map(nanos)
+            .ok_or_else(|| violation(at, "missing numeric ts"))?;
+        let thread = (pid, tid);
+        if let Some(&last) = last_ts.get(&thread)
+            && ts < last
+        {
+            summary.sorted_per_thread = false;
+        }
+        last_ts.insert(thread, ts);
+        match ph {
+            "X" => {
+                let dur = object
+                    .get("dur")
+                    .and_then(Value::as_f64)
+                    .map(nanos)
+                    .ok_or_else(|| violation(at, "X without a numeric dur"))?;
+                if dur < 0 {
+                    return Err(violation(at, "negative dur"));
+                }
+                slices.entry(thread).or_default().push((ts, dur, index));
+            }
+            "B" | "E" => begin_end
+                .entry(thread)
+                .or_default()
+                .push((ts, ph == "B", index)),
+            "b" | "e" => {
+                let id = object
+                    .get("id")
+                    .or_else(|| object.get("id2"))
+                    .map(Value::to_string)
+                    .ok_or_else(|| violation(at, "async event without an id"))?;
+                let category = object
+                    .get("cat")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                asyncs
+                    .entry((category, id))
+                    .or_default()
+                    .push((ts, ph == "b", index));
+            }
+            "i" | "I" | "n" => summary.instants += 1,
+            _ => {}
+        }
+    }
+
+    for (&(pid, tid), list) in &mut slices {
+        list.sort_by_key(|&(ts, dur, _)| (ts, std::cmp::Reverse(dur)));
+        let mut open: Vec<(i64, usize)> = Vec::new();
+        for &(ts, dur, index) in list.iter() {
+            while open.last().is_some_and(|&(end, _)| end <= ts) {
+                open.pop();
+            }
+            if let Some(&(end, parent)) = open.last()
+                && ts + dur > end
+            {
+                return Err(violation(
+                    Some(index),
+                    format!(
+                        "slice on pid {pid} tid {tid} overlaps slice {parent} without nesting in it"
+                    ),
+                ));
+            }
+            open.push((ts + dur, index));
+            summary.slices += 1;
+        }
+    }
+
+    for (&(pid, tid), list) in &mut begin_end {
+        list.sort_by_key(|&(ts, _, index)| (ts, index));
+        let mut depth: usize = 0;
+        for &(_, begin, index) in list.iter() {
+            if begin {
+                depth += 1;
+            } else if depth == 0 {
+                return Err(violation(
+                    Some(index),
+                    format!("E without a B on pid {pid} tid {tid}"),
+                ));
+            } else {
+                depth -= 1;
+                summary.begin_end_pairs += 1;
+            }
+        }
+        if depth != 0 {
+            return Err(violation(
+                None,
+                format!("{depth} B event(s) without an E on pid {pid} tid {tid}"),
+            ));
+        }
+    }
+
+    for ((category, id), list) in &mut asyncs {
+        list.sort_by_key(|&(ts, begin, index)| (ts, !begin, index));
+        let begins = list.iter().filter(|e| e.1).count();
+        let ends = list.len() - begins;
+        if begins != 1 || ends != 1 {
+            return Err(violation(
+                Some(list[0].2),
+                format!(
+                    "async id {id} (cat {category:?}) has {begins} b and {ends} e events; expected one of each"
+                ),
+            ));
+        }
+        if !list[0].1 {
+            return Err(violation(
+                Some(list[0].2),
+                format!("async id {id} ends before it begins"),
+            ));
+        }
+        summary.async_pairs += 1;
+    }
+
+    for thread in last_ts.keys() {
+        if !named.contains(thread) {
+            return Err(violation(
+                None,
+                format!(
+                    "pid {} tid {} has events but no thread_name metadata",
+                    thread.0, thread.1
+                ),
+            ));
+        }
+    }
+    summary.threads = last_ts.len();
+    Ok(summary)
+}

@@ -1,0 +1,120 @@
+//! The hot path allocates nothing in steady state: counted by a global allocator, on this
+//! test's own thread only, with Registry + our layer as the whole subscriber.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::fmt;
+
+use tracing::{debug, info, info_span, warn};
+use tracing_blackbox::FlightRecorder;
+use tracing_subscriber::layer::SubscriberExt;
+
+struct Counting;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn note() {
+    let _ = COUNTING.try_with(|on| {
+        if on.get() {
+            ALLOCATIONS.with(|n| n.set(n.get() + 1));
+        }
+    });
+}
+
+// SAFETY: forwards to the system allocator; the bookkeeping touches only thread-locals
+// with const initializers, which never allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note();
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note();
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note();
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn count_allocations(f: impl FnOnce()) -> u64 {
+    ALLOCATIONS.with(|n| n.set(0));
+    COUNTING.with(|on| on.set(true));
+    f();
+    COUNTING.with(|on| on.set(false));
+    ALLOCATIONS.with(|n| n.get())
+}
+
+#[derive(Debug)]
+#[allow(dead_code)]
+struct Order {
+    id: u64,
+    items: [u16; 4],
+}
+
+struct Display3;
+
+impl fmt::Display for Display3 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("three")
+    }
+}
+
+fn workload(round: u64) {
+    let order = Order { id: round, items: [1, 2, 3, 4] };
+    info!(a = round, b = true, "static message");
+    debug!(name = "a string field", ?order, shown = %Display3, "formatted {}", round);
+    let span = info_span!("request", id = round, path = "/users");
+    {
+        let _guard = span.enter();
+        warn!(attempt = 2i64, ratio = 0.5f64, "inside");
+        span.record("id", round + 1);
+        let inner = info_span!("inner", n = 1u64);
+        inner.follows_from(&span);
+        let _inner = inner.enter();
+    }
+    drop(span);
+}
+
+#[test]
+fn steady_state_recording_allocates_nothing() {
+    let max_bytes = 64 << 10;
+    let (layer, recorder) = FlightRecorder::builder().max_bytes(max_bytes).build().unwrap();
+    let subscriber = tracing_subscriber::registry().with(layer);
+    tracing::subscriber::with_default(subscriber, || {
+        // Warm up: fill the buffer several times over, so storage is at max_bytes and every
+        // chunk from here on is recycled.
+        let mut round = 0;
+        while recorder.snapshot().counters.overwritten < 20_000 {
+            for _ in 0..1000 {
+                workload(round);
+                round += 1;
+            }
+        }
+        assert!(recorder.allocated_bytes() > max_bytes / 2);
+        let allocations = count_allocations(|| {
+            for _ in 0..20_000 {
+                workload(round);
+                round += 1;
+            }
+        });
+        assert_eq!(allocations, 0, "allocations in 20,000 rounds of steady-state recording");
+        // The counter works: a snapshot allocates.
+        assert!(count_allocations(|| drop(recorder.snapshot())) > 0);
+        assert!(recorder.allocated_bytes() <= max_bytes);
+    });
+}

@@ -1,0 +1,115 @@
+//! Helpers shared by the integration tests: dump a recorder, parse it, check invariants.
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::Value;
+use tracing_blackbox::{FlightRecorder, FlightRecorderLayer};
+use tracing_subscriber::layer::SubscriberExt;
+
+/// A recorder with a small buffer and its subscriber (Registry + the layer).
+pub fn recorder_with(max_bytes: usize) -> (tracing::Dispatch, FlightRecorder) {
+    let (layer, recorder) = FlightRecorder::builder()
+        .max_bytes(max_bytes)
+        .build()
+        .expect("valid configuration");
+    (dispatch(layer), recorder)
+}
+
+pub fn dispatch(layer: FlightRecorderLayer) -> tracing::Dispatch {
+    tracing::Dispatch::new(tracing_subscriber::registry().with(layer))
+}
+
+/// A parsed dump.
+pub struct Dump {
+    pub json: Value,
+}
+
+impl Dump {
+    pub fn events(&self) -> &Vec<Value> {
+        self.json["traceEvents"].as_array().expect("traceEvents")
+    }
+
+    pub fn other(&self, key: &str) -> &Value {
+        &self.json["otherData"][key]
+    }
+
+    pub fn phase<'a>(&'a self, ph: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+        self.events().iter().filter(move |e| e["ph"] == ph)
+    }
+
+    pub fn slices_named<'a>(&'a self, name: &'a str) -> Vec<&'a Value> {
+        self.phase("X").filter(|e| e["name"] == name).collect()
+    }
+
+    pub fn counter(&self, key: &str) -> u64 {
+        self.other(key).as_u64().unwrap_or_else(|| panic!("otherData.{key} missing"))
+    }
+}
+
+/// Writes a dump to memory, parses it and checks every invariant a dump must hold.
+pub fn dump(recorder: &FlightRecorder) -> Dump {
+    let mut bytes = Vec::new();
+    let written = recorder.write_to(&mut bytes).expect("write_to");
+    assert_eq!(written, bytes.len() as u64, "write_to reports the bytes written");
+    let json: Value = serde_json::from_slice(&bytes).expect("dump is valid JSON");
+    let dump = Dump { json };
+    check_invariants(&dump);
+    dump
+}
+
+fn nanos(v: &Value) -> i64 {
+    (v.as_f64().expect("numeric timestamp") * 1000.0).round() as i64
+}
+
+/// The format checker plus the properties our dumps promise beyond it.
+pub fn check_invariants(dump: &Dump) {
+    let summary = tracing_blackbox::validate::check(&dump.json)
+        .unwrap_or_else(|v| panic!("dump violates the format: {v}"));
+    assert!(summary.sorted_per_thread, "timestamps non-decreasing per thread");
+
+    // Real pid.
+    for event in dump.events() {
+        assert_eq!(event["pid"].as_u64(), Some(u64::from(std::process::id())));
+    }
+    // Unique span ids: one b per span, and X slices only of known spans.
+    let mut begun = HashSet::new();
+    for b in dump.phase("b") {
+        let id = b["args"]["span_id"].as_u64().expect("b has span_id");
+        assert!(begun.insert(id), "span id {id} begun twice");
+        assert_eq!(b["id"], format!("0x{id:x}"), "async id is the span's own");
+    }
+    for x in dump.phase("X") {
+        let id = x["args"]["span_id"].as_u64().expect("X has span_id");
+        assert!(begun.contains(&id), "X of span {id} has no lifetime pair");
+    }
+    // An event lies inside its span's slice on its thread when that span is open there.
+    let mut slices: HashMap<(u64, u64), Vec<(i64, i64)>> = HashMap::new();
+    for x in dump.phase("X") {
+        let key = (x["tid"].as_u64().unwrap(), x["args"]["span_id"].as_u64().unwrap());
+        let ts = nanos(&x["ts"]);
+        slices.entry(key).or_default().push((ts, ts + nanos(&x["dur"])));
+    }
+    for i in dump.phase("i") {
+        let Some(span) = i["args"]["span_id"].as_u64() else { continue };
+        let key = (i["tid"].as_u64().unwrap(), span);
+        if let Some(list) = slices.get(&key) {
+            let ts = nanos(&i["ts"]);
+            assert!(
+                list.iter().any(|&(start, end)| start <= ts && ts <= end),
+                "event {i} lies outside its span's slices on its thread"
+            );
+        }
+    }
+    // Counters add up.
+    let written = dump.counter("written");
+    let retained = dump.counter("retained");
+    let overwritten = dump.counter("overwritten");
+    assert_eq!(written, retained + overwritten, "written = retained + overwritten");
+    for key in ["dropped", "max_bytes", "version"] {
+        assert!(dump.other(key).is_u64(), "otherData.{key}");
+    }
+    for key in ["reason", "anchor", "window_start", "window_end"] {
+        assert!(dump.other(key).is_string(), "otherData.{key}");
+    }
+}
