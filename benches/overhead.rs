@@ -1,1 +1,169 @@
-fn main() {}
+//! Per-operation cost of recording, ours beside the peers, in one run.
+//!
+//! Layers, each alone on a `Registry`:
+//! - `floor`: a no-op layer (what `tracing` itself costs);
+//! - `fmt_sink`: `tracing_subscriber::fmt::layer()` writing to `io::sink`;
+//! - `chrome_sink`: `tracing-chrome` writing to `io::sink`, `include_args(true)`, measured on
+//!   the emitting thread (its writer thread works on the side);
+//! - `flight_recorder`: `tracing-flight-recorder` 0.3, capacity 1000;
+//! - `blackbox`: ours, default settings.
+//!
+//! Run: `cargo bench --bench overhead`; summarize: `python3 benches/summarize.py`.
+
+use std::hint::black_box;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use tracing::{Dispatch, Subscriber, info, info_span};
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::SubscriberExt;
+
+struct Noop;
+
+impl<S: Subscriber> Layer<S> for Noop {}
+
+/// A subscriber under test; holds whatever must stay alive beside it.
+struct Setup {
+    name: &'static str,
+    dispatch: Dispatch,
+    _keep: Option<Box<dyn Send>>,
+}
+
+const SETUPS: [&str; 5] = ["floor", "fmt_sink", "chrome_sink", "flight_recorder", "blackbox"];
+
+/// A fresh subscriber for one benchmark. Each is dropped before the next is made: dropping
+/// tracing-chrome's guard waits for its writer thread to drain, so its backlog never eats
+/// into the next measurement.
+fn setup(name: &'static str) -> Setup {
+    let (dispatch, keep): (Dispatch, Option<Box<dyn Send>>) = match name {
+        "floor" => (Dispatch::new(tracing_subscriber::registry().with(Noop)), None),
+        "fmt_sink" => (
+            Dispatch::new(
+                tracing_subscriber::registry()
+                    .with(tracing_subscriber::fmt::layer().with_writer(std::io::sink)),
+            ),
+            None,
+        ),
+        "chrome_sink" => {
+            let (chrome, guard) = tracing_chrome::ChromeLayerBuilder::new()
+                .writer(std::io::sink())
+                .include_args(true)
+                .build();
+            (
+                Dispatch::new(tracing_subscriber::registry().with(chrome)),
+                Some(Box::new(guard)),
+            )
+        }
+        "flight_recorder" => {
+            let peer = tracing_flight_recorder::FlightRecorder::new(1000);
+            (
+                Dispatch::new(
+                    tracing_subscriber::registry()
+                        .with(tracing_flight_recorder::FlightRecorderLayer::new(peer)),
+                ),
+                None,
+            )
+        }
+        _ => {
+            let (ours, recorder) =
+                tracing_blackbox::FlightRecorder::builder().build().expect("defaults");
+            (
+                Dispatch::new(tracing_subscriber::registry().with(ours)),
+                Some(Box::new(recorder)),
+            )
+        }
+    };
+    Setup {
+        name,
+        dispatch,
+        _keep: keep,
+    }
+}
+
+fn event_static() {
+    info!(a = 1u64, b = true, "static message");
+}
+
+fn event_formatted(i: u64) {
+    info!(a = i, b = true, "formatted message {} of {}", i, "many");
+}
+
+fn span_lifecycle(i: u64) {
+    let span = info_span!("span", n = i);
+    let guard = span.enter();
+    drop(black_box(guard));
+    drop(span);
+}
+
+/// Runs `iters` static events on each of `threads` threads at once; returns the wall time.
+fn on_threads(dispatch: &Dispatch, threads: usize, iters: u64) -> Duration {
+    let barrier = Barrier::new(threads + 1);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                tracing::dispatcher::with_default(dispatch, || {
+                    barrier.wait();
+                    for _ in 0..iters {
+                        event_static();
+                    }
+                    barrier.wait();
+                })
+            });
+        }
+        barrier.wait();
+        let start = Instant::now();
+        barrier.wait();
+        start.elapsed()
+    })
+}
+
+fn overhead(c: &mut Criterion) {
+    for (group_name, workload) in [
+        ("event_static", 0),
+        ("event_formatted", 1),
+        ("span_lifecycle", 2),
+    ] {
+        let mut group = c.benchmark_group(group_name);
+        for name in SETUPS {
+            let setup = setup(name);
+            tracing::dispatcher::with_default(&setup.dispatch, || {
+                group.bench_function(setup.name, |b| {
+                    let mut i = 0u64;
+                    b.iter(|| {
+                        i += 1;
+                        match workload {
+                            0 => event_static(),
+                            1 => event_formatted(i),
+                            _ => span_lifecycle(i),
+                        }
+                    })
+                });
+            });
+        }
+        group.finish();
+    }
+
+    // Throughput per thread: the time one event takes when 1 or 2 threads record at once.
+    // Scaling = 2 × t(1) / t(2); perfect is 2.
+    let mut group = c.benchmark_group("threads");
+    for name in SETUPS {
+        let setup = setup(name);
+        for threads in [1usize, 2] {
+            group.bench_function(format!("{}/{threads}", setup.name), |b| {
+                b.iter_custom(|iters| on_threads(&setup.dispatch, threads, iters))
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(40);
+    targets = overhead
+}
+criterion_main!(benches);

@@ -12,6 +12,7 @@ use std::mem;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crossbeam_utils::CachePadded;
 use ringbuf::HeapRb;
 use ringbuf::traits::Observer;
 
@@ -87,7 +88,8 @@ struct ThreadState {
 /// One thread's records.
 pub(crate) struct ThreadBuffer {
     pub(crate) identity: ThreadIdentity,
-    state: Mutex<ThreadState>,
+    /// Padded so two threads' locks never share a cache line.
+    state: CachePadded<Mutex<ThreadState>>,
     exited: AtomicBool,
 }
 
@@ -196,12 +198,12 @@ impl Storage {
     pub(crate) fn register(&self, identity: ThreadIdentity) -> Arc<ThreadBuffer> {
         let buffer = Arc::new(ThreadBuffer {
             identity,
-            state: Mutex::new(ThreadState {
+            state: CachePadded::new(Mutex::new(ThreadState {
                 sealed: HeapRb::new(self.ring_capacity),
                 current: Chunk::default(),
                 next_chunk_bytes: FIRST_CHUNK_BYTES.min(self.limits.chunk_bytes),
                 written: 0,
-            }),
+            })),
             exited: AtomicBool::new(false),
         });
         lock(&self.inner).threads.push(Arc::clone(&buffer));
