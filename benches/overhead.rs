@@ -30,14 +30,23 @@ struct Setup {
     _keep: Option<Box<dyn Send>>,
 }
 
-const SETUPS: [&str; 5] = ["floor", "fmt_sink", "chrome_sink", "flight_recorder", "blackbox"];
+const SETUPS: [&str; 5] = [
+    "floor",
+    "fmt_sink",
+    "chrome_sink",
+    "flight_recorder",
+    "blackbox",
+];
 
 /// A fresh subscriber for one benchmark. Each is dropped before the next is made: dropping
 /// tracing-chrome's guard waits for its writer thread to drain, so its backlog never eats
 /// into the next measurement.
 fn setup(name: &'static str) -> Setup {
     let (dispatch, keep): (Dispatch, Option<Box<dyn Send>>) = match name {
-        "floor" => (Dispatch::new(tracing_subscriber::registry().with(Noop)), None),
+        "floor" => (
+            Dispatch::new(tracing_subscriber::registry().with(Noop)),
+            None,
+        ),
         "fmt_sink" => (
             Dispatch::new(
                 tracing_subscriber::registry()
@@ -66,8 +75,9 @@ fn setup(name: &'static str) -> Setup {
             )
         }
         _ => {
-            let (ours, recorder) =
-                tracing_blackbox::FlightRecorder::builder().build().expect("defaults");
+            let (ours, recorder) = tracing_blackbox::FlightRecorder::builder()
+                .build()
+                .expect("defaults");
             (
                 Dispatch::new(tracing_subscriber::registry().with(ours)),
                 Some(Box::new(recorder)),

@@ -66,7 +66,10 @@ fn main() {
     let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
     fill(&recorder, &dispatch);
     let allocated = recorder.allocated_bytes();
-    println!("buffer: {:.1} MiB allocated of 10 MiB", allocated as f64 / (1 << 20) as f64);
+    println!(
+        "buffer: {:.1} MiB allocated of 10 MiB",
+        allocated as f64 / (1 << 20) as f64
+    );
 
     // Baseline: recording alone for a second.
     let stop = AtomicBool::new(false);

@@ -45,9 +45,17 @@ fn parse_seed() -> Result<Option<u64>, String> {
         match arg.as_str() {
             "--seed" => {
                 let value = args.next().ok_or("--seed needs a number")?;
-                seed = Some(value.parse().map_err(|_| format!("--seed: not a number: {value}"))?);
+                seed = Some(
+                    value
+                        .parse()
+                        .map_err(|_| format!("--seed: not a number: {value}"))?,
+                );
             }
-            other => return Err(format!("unknown argument: {other} (usage: slow_tasks [--seed N])")),
+            other => {
+                return Err(format!(
+                    "unknown argument: {other} (usage: slow_tasks [--seed N])"
+                ));
+            }
         }
     }
     Ok(seed)
@@ -100,7 +108,10 @@ fn main() -> ExitCode {
             continue;
         }
         println!();
-        println!("⚠️  Slow operation detected: {}ms (task {task})", elapsed.as_millis());
+        println!(
+            "⚠️  Slow operation detected: {}ms (task {task})",
+            elapsed.as_millis()
+        );
         match recorder.dump_to_dir(DUMP_DIR, "slow_span_slow_operation") {
             Ok(dump) => println!("📝 Trace saved to: {}", dump.path.display()),
             Err(err) => {
@@ -113,6 +124,12 @@ fn main() -> ExitCode {
         let _ = task.join();
     }
     println!();
-    println!("Open a dump at https://ui.perfetto.dev (Open trace file), or in https://www.speedscope.app");
-    if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    println!(
+        "Open a dump at https://ui.perfetto.dev (Open trace file), or in https://www.speedscope.app"
+    );
+    if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

@@ -16,11 +16,7 @@ pub const DEFAULT_MAX_FIELD_LEN: usize = 256;
 /// Smallest accepted `max_bytes`.
 pub const MIN_MAX_BYTES: usize = 64 << 10;
 /// Largest accepted `max_bytes` (1 TiB on 64-bit targets).
-pub const MAX_MAX_BYTES: usize = if usize::BITS >= 64 {
-    1 << 40
-} else {
-    1 << 30
-};
+pub const MAX_MAX_BYTES: usize = if usize::BITS >= 64 { 1 << 40 } else { 1 << 30 };
 /// Largest accepted `max_field_len`.
 pub const MAX_FIELD_LEN_LIMIT: usize = 4096;
 

@@ -185,10 +185,13 @@ impl<'a> Encoder<'a> {
         let window_end = self.snapshot.window_end_ns;
         for (index, record) in self.snapshot.records.iter().enumerate() {
             let ts = record.timestamp_ns;
-            let timeline = self.timelines.entry(record.tid).or_insert_with(|| Timeline {
-                first_ts: ts,
-                ..Timeline::default()
-            });
+            let timeline = self
+                .timelines
+                .entry(record.tid)
+                .or_insert_with(|| Timeline {
+                    first_ts: ts,
+                    ..Timeline::default()
+                });
             match record.kind {
                 RecordKind::Enter { span } => timeline.stack.push((span, ts, false)),
                 RecordKind::Exit { span } => timeline.exit(span, ts, &mut self.repairs),
@@ -220,7 +223,9 @@ impl<'a> Encoder<'a> {
                 .unwrap_or((window_start, info.first_seen.map_or(0, |(_, tid)| tid)));
             let (end_ts, end_tid) = info.closed.unwrap_or((window_end, begin_tid));
             if let Some(timeline) = self.timelines.get_mut(&begin_tid) {
-                timeline.out.push((begin_ts, Out::Begin { span, ts: begin_ts }));
+                timeline
+                    .out
+                    .push((begin_ts, Out::Begin { span, ts: begin_ts }));
             }
             if let Some(timeline) = self.timelines.get_mut(&end_tid) {
                 timeline.out.push((end_ts, Out::End { span, ts: end_ts }));
@@ -327,7 +332,10 @@ impl<'a> Encoder<'a> {
                 json_str(w, info.name())?;
                 w.write_all(b",\"cat\":")?;
                 json_str(w, info.category())?;
-                write!(w, ",\"id\":\"0x{span:x}\",\"pid\":{pid},\"tid\":{tid},\"ts\":")?;
+                write!(
+                    w,
+                    ",\"id\":\"0x{span:x}\",\"pid\":{pid},\"tid\":{tid},\"ts\":"
+                )?;
                 micros(w, ts)?;
                 write!(w, ",\"args\":{{\"span_id\":{span}")?;
                 if let Some(parent) = info.parent {
@@ -361,7 +369,10 @@ impl<'a> Encoder<'a> {
                 json_str(w, info.name())?;
                 w.write_all(b",\"cat\":")?;
                 json_str(w, info.category())?;
-                write!(w, ",\"id\":\"0x{span:x}\",\"pid\":{pid},\"tid\":{tid},\"ts\":")?;
+                write!(
+                    w,
+                    ",\"id\":\"0x{span:x}\",\"pid\":{pid},\"tid\":{tid},\"ts\":"
+                )?;
                 micros(w, ts)?;
                 if info.closed.is_none() {
                     w.write_all(b",\"args\":{\"incomplete\":true}")?;
@@ -525,10 +536,7 @@ fn write_location(w: &mut impl Write, metadata: &tracing_core::Metadata<'_>) -> 
     Ok(())
 }
 
-fn write_fields<'f>(
-    w: &mut impl Write,
-    fields: impl Iterator<Item = &'f Field>,
-) -> io::Result<()> {
+fn write_fields<'f>(w: &mut impl Write, fields: impl Iterator<Item = &'f Field>) -> io::Result<()> {
     let mut fields = fields.peekable();
     if fields.peek().is_none() {
         return Ok(());

@@ -122,7 +122,13 @@ impl DumpError {
 
 impl fmt::Display for DumpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({}): {}", self.stage, self.path.display(), self.source)
+        write!(
+            f,
+            "{} ({}): {}",
+            self.stage,
+            self.path.display(),
+            self.source
+        )
     }
 }
 

@@ -183,9 +183,7 @@ impl Visit for FieldEncoder<'_> {
         let tag_at = self.buf.len() - 1;
         let len_at = self.buf.len();
         self.buf.extend_from_slice(&[0, 0]);
-        let room = self
-            .max_value_bytes
-            .min(MAX_RECORD_BYTES - self.buf.len());
+        let room = self.max_value_bytes.min(MAX_RECORD_BYTES - self.buf.len());
         let mut writer = CappedWriter {
             buf: self.buf,
             room,
@@ -288,12 +286,17 @@ pub(crate) enum RawBody {
         fields: Vec<Field>,
     },
     /// Enter, exit and close.
-    Span { registry_id: u64 },
+    Span {
+        registry_id: u64,
+    },
     Record {
         registry_id: u64,
         fields: Vec<Field>,
     },
-    FollowsFrom { registry_id: u64, follows: u64 },
+    FollowsFrom {
+        registry_id: u64,
+        follows: u64,
+    },
     Event {
         metadata: &'static Metadata<'static>,
         span: u64,
@@ -332,7 +335,8 @@ impl<'a> Cursor<'a> {
     }
 
     fn u64(&mut self) -> Option<u64> {
-        self.take(8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
+        self.take(8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
     }
 
     fn metadata(&mut self) -> Option<&'static Metadata<'static>> {

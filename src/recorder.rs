@@ -193,11 +193,7 @@ impl FlightRecorder {
     /// Writes a dump into `dir` under a new name, `<label>_<UTC time>_<seq>.json` (for example
     /// `slow_span_worker_20261126T121914.123Z_1.json`), never replacing a file. The label is
     /// reduced to `[A-Za-z0-9._-]` and at most 64 characters, so it cannot leave `dir`.
-    pub fn dump_to_dir(
-        &self,
-        dir: impl AsRef<Path>,
-        label: &str,
-    ) -> Result<DumpInfo, DumpError> {
+    pub fn dump_to_dir(&self, dir: impl AsRef<Path>, label: &str) -> Result<DumpInfo, DumpError> {
         let dir = dir.as_ref();
         let label = sanitize_label(label);
         let stamp = Utc::now().format("%Y%m%dT%H%M%S%.3fZ");

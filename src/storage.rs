@@ -24,7 +24,9 @@ pub(crate) const FIRST_CHUNK_BYTES: usize = 16 << 10;
 /// code that cannot panic half-way (no user code runs under them), so a poisoned lock still
 /// holds consistent data.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A block of encoded records from one thread.
@@ -249,8 +251,7 @@ impl Storage {
             wanted
         };
 
-        let Some(mut fresh) = self.make_room(&mut inner, buffer, wanted, now, nanos_between)
-        else {
+        let Some(mut fresh) = self.make_room(&mut inner, buffer, wanted, now, nanos_between) else {
             return false;
         };
         drop(inner);

@@ -64,6 +64,11 @@ fn violation(event: Option<usize>, message: impl Into<String>) -> Violation {
     }
 }
 
+/// `(pid, tid)`.
+type Thread = (i64, i64);
+/// A begin or end: `(ts, is_begin, event index)`.
+type Mark = (i64, bool, usize);
+
 /// Parses `text` and [`check`]s it.
 pub fn check_str(text: &str) -> Result<Summary, Violation> {
     let value: Value =
@@ -89,18 +94,25 @@ pub fn check(trace: &Value) -> Result<Summary, Violation> {
             .get("traceEvents")
             .and_then(Value::as_array)
             .ok_or_else(|| violation(None, "no traceEvents array"))?,
-        _ => return Err(violation(None, "not a trace: expected an object or an array")),
+        _ => {
+            return Err(violation(
+                None,
+                "not a trace: expected an object or an array",
+            ));
+        }
     };
     let mut summary = Summary {
         events: events.len(),
         sorted_per_thread: true,
         ..Summary::default()
     };
-    let mut named: HashSet<(i64, i64)> = HashSet::new();
-    let mut slices: BTreeMap<(i64, i64), Vec<(i64, i64, usize)>> = BTreeMap::new();
-    let mut begin_end: HashMap<(i64, i64), Vec<(i64, bool, usize)>> = HashMap::new();
-    let mut asyncs: HashMap<(String, String), Vec<(i64, bool, usize)>> = HashMap::new();
-    let mut last_ts: HashMap<(i64, i64), i64> = HashMap::new();
+    let mut named: HashSet<Thread> = HashSet::new();
+    // (ts, dur, event index) per thread.
+    let mut slices: BTreeMap<Thread, Vec<(i64, i64, usize)>> = BTreeMap::new();
+    // (ts, is_begin, event index) per thread, and per (category, id).
+    let mut begin_end: HashMap<Thread, Vec<Mark>> = HashMap::new();
+    let mut asyncs: HashMap<(String, String), Vec<Mark>> = HashMap::new();
+    let mut last_ts: HashMap<Thread, i64> = HashMap::new();
 
     for (index, event) in events.iter().enumerate() {
         let at = Some(index);

@@ -75,7 +75,10 @@ impl fmt::Display for Display3 {
 }
 
 fn workload(round: u64) {
-    let order = Order { id: round, items: [1, 2, 3, 4] };
+    let order = Order {
+        id: round,
+        items: [1, 2, 3, 4],
+    };
     info!(a = round, b = true, "static message");
     debug!(name = "a string field", ?order, shown = %Display3, "formatted {}", round);
     let span = info_span!("request", id = round, path = "/users");
@@ -93,7 +96,10 @@ fn workload(round: u64) {
 #[test]
 fn steady_state_recording_allocates_nothing() {
     let max_bytes = 64 << 10;
-    let (layer, recorder) = FlightRecorder::builder().max_bytes(max_bytes).build().unwrap();
+    let (layer, recorder) = FlightRecorder::builder()
+        .max_bytes(max_bytes)
+        .build()
+        .unwrap();
     let subscriber = tracing_subscriber::registry().with(layer);
     tracing::subscriber::with_default(subscriber, || {
         // Warm up: fill the buffer several times over, so storage is at max_bytes and every
@@ -112,7 +118,10 @@ fn steady_state_recording_allocates_nothing() {
                 round += 1;
             }
         });
-        assert_eq!(allocations, 0, "allocations in 20,000 rounds of steady-state recording");
+        assert_eq!(
+            allocations, 0,
+            "allocations in 20,000 rounds of steady-state recording"
+        );
         // The counter works: a snapshot allocates.
         assert!(count_allocations(|| drop(recorder.snapshot())) > 0);
         assert!(recorder.allocated_bytes() <= max_bytes);

@@ -36,9 +36,18 @@ fn instrumented_spans_become_nested_slices_with_fields() {
     assert_eq!(validates.len(), 2);
     for (outer, inner) in handles.iter().zip(&validates) {
         assert_eq!(inner["args"]["parent_id"], outer["args"]["span_id"]);
-        let (o_ts, o_dur) = (outer["ts"].as_f64().unwrap(), outer["dur"].as_f64().unwrap());
-        let (i_ts, i_dur) = (inner["ts"].as_f64().unwrap(), inner["dur"].as_f64().unwrap());
-        assert!(o_ts <= i_ts && i_ts + i_dur <= o_ts + o_dur, "validate nests in handle");
+        let (o_ts, o_dur) = (
+            outer["ts"].as_f64().unwrap(),
+            outer["dur"].as_f64().unwrap(),
+        );
+        let (i_ts, i_dur) = (
+            inner["ts"].as_f64().unwrap(),
+            inner["dur"].as_f64().unwrap(),
+        );
+        assert!(
+            o_ts <= i_ts && i_ts + i_dur <= o_ts + o_dur,
+            "validate nests in handle"
+        );
         assert!(outer.get("incomplete").is_none() && outer["args"].get("incomplete").is_none());
     }
 
@@ -50,8 +59,16 @@ fn instrumented_spans_become_nested_slices_with_fields() {
     assert_eq!(events[0]["args"]["fields"]["items"], 3);
     assert_eq!(events[0]["args"]["fields"]["paid"], true);
     assert_eq!(events[0]["args"]["span_id"], handles[0]["args"]["span_id"]);
-    assert!(events[0]["args"]["location"].as_str().unwrap().contains("dump_format.rs:"));
-    assert_eq!(events[1]["args"]["span_id"], validates[0]["args"]["span_id"]);
+    assert!(
+        events[0]["args"]["location"]
+            .as_str()
+            .unwrap()
+            .contains("dump_format.rs:")
+    );
+    assert_eq!(
+        events[1]["args"]["span_id"],
+        validates[0]["args"]["span_id"]
+    );
 
     // Lifetimes: one b/e pair per span, closed ones not incomplete.
     assert_eq!(dump.phase("b").count(), 4);
@@ -85,15 +102,23 @@ fn timestamps_have_nanosecond_decimals_and_wall_clock_window() {
     let mut bytes = Vec::new();
     recorder.write_to(&mut bytes).unwrap();
     let text = String::from_utf8(bytes).unwrap();
-    let ts_re = text.split("\"ts\":").skip(1).map(|rest| rest.split([',', '}']).next().unwrap());
+    let ts_re = text
+        .split("\"ts\":")
+        .skip(1)
+        .map(|rest| rest.split([',', '}']).next().unwrap());
     for ts in ts_re {
         let (_, decimals) = ts.split_once('.').expect("ts has decimals");
         assert_eq!(decimals.len(), 3, "µs with three decimals: {ts}");
     }
-    let dump = common::Dump { json: serde_json::from_str(&text).unwrap() };
-    let start = chrono::DateTime::parse_from_rfc3339(dump.other("window_start").as_str().unwrap()).unwrap();
-    let end = chrono::DateTime::parse_from_rfc3339(dump.other("window_end").as_str().unwrap()).unwrap();
-    let anchor = chrono::DateTime::parse_from_rfc3339(dump.other("anchor").as_str().unwrap()).unwrap();
+    let dump = common::Dump {
+        json: serde_json::from_str(&text).unwrap(),
+    };
+    let start =
+        chrono::DateTime::parse_from_rfc3339(dump.other("window_start").as_str().unwrap()).unwrap();
+    let end =
+        chrono::DateTime::parse_from_rfc3339(dump.other("window_end").as_str().unwrap()).unwrap();
+    let anchor =
+        chrono::DateTime::parse_from_rfc3339(dump.other("anchor").as_str().unwrap()).unwrap();
     assert!(anchor <= start && start <= end);
     assert!((chrono::Utc::now() - end.to_utc()).num_seconds().abs() < 60);
 }
@@ -112,12 +137,21 @@ fn open_spans_are_incomplete_and_closed_ones_are_not() {
     let open = dump.slices_named("still_open");
     assert_eq!(open.len(), 1);
     assert_eq!(open[0]["args"]["incomplete"], true);
-    assert_eq!(open[0]["args"]["fields"]["step"], 2, "record() updates show in args");
+    assert_eq!(
+        open[0]["args"]["fields"]["step"], 2,
+        "record() updates show in args"
+    );
     let e = dump.phase("e").find(|e| e["name"] == "still_open").unwrap();
     assert_eq!(e["args"]["incomplete"], true);
     let closed = dump.slices_named("closed");
     assert!(closed[0]["args"].get("incomplete").is_none());
-    assert!(dump.phase("e").find(|e| e["name"] == "closed").unwrap().get("args").is_none());
+    assert!(
+        dump.phase("e")
+            .find(|e| e["name"] == "closed")
+            .unwrap()
+            .get("args")
+            .is_none()
+    );
 }
 
 #[test]
@@ -150,7 +184,10 @@ fn long_values_are_cut_with_a_visible_marker() {
     let event = dump.phase("i").next().unwrap();
     let text = event["args"]["fields"]["text"].as_str().unwrap();
     assert!(text.ends_with(tracing_blackbox::TRUNCATION_MARKER));
-    assert_eq!(text.trim_end_matches(tracing_blackbox::TRUNCATION_MARKER), "é".repeat(8));
+    assert_eq!(
+        text.trim_end_matches(tracing_blackbox::TRUNCATION_MARKER),
+        "é".repeat(8)
+    );
     let debug = event["args"]["fields"]["debug"].as_str().unwrap();
     assert!(debug.starts_with("[1, 1, 1") && debug.ends_with(tracing_blackbox::TRUNCATION_MARKER));
     assert_eq!(event["args"]["fields"]["short"], "ok");
@@ -179,7 +216,14 @@ fn all_value_kinds_round_trip() {
         panic!("expected an event");
     };
     use tracing_blackbox::FieldValue::*;
-    let get = |name: &str| fields.iter().find(|f| f.name == name).unwrap().value.clone();
+    let get = |name: &str| {
+        fields
+            .iter()
+            .find(|f| f.name == name)
+            .unwrap()
+            .value
+            .clone()
+    };
     assert_eq!(get("u"), U64(7));
     assert_eq!(get("i"), I64(-7));
     assert_eq!(get("f"), F64(1.5));
@@ -203,7 +247,13 @@ fn many_fields_beyond_the_record_limit_are_flagged_not_lost_silently() {
     let dispatch = common::dispatch(layer);
     let big = "x".repeat(4096);
     tracing::dispatcher::with_default(&dispatch, || {
-        info!(a = big.as_str(), b = big.as_str(), c = big.as_str(), n = 1u64, "too big");
+        info!(
+            a = big.as_str(),
+            b = big.as_str(),
+            c = big.as_str(),
+            n = 1u64,
+            "too big"
+        );
     });
     let dump = dump(&recorder);
     let event = dump.phase("i").next().unwrap();

@@ -19,14 +19,25 @@ fn slow_tasks_dumps_each_slow_task() {
     };
     let dir = tempfile::tempdir().unwrap();
     // Seed 1 waits 488, 346, 214, 87 and 127 ms: two tasks are slow.
-    let output = Command::new(&binary).args(["--seed", "1"]).current_dir(dir.path()).output().unwrap();
+    let output = Command::new(&binary)
+        .args(["--seed", "1"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(stdout.contains("Starting Flight Recorder"));
     for wait in [488, 346, 214, 87, 127] {
         assert!(stdout.contains(&format!("waiting {wait}ms")), "{stdout}");
     }
-    let detected = stdout.lines().filter(|l| l.contains("Slow operation detected:")).count();
+    let detected = stdout
+        .lines()
+        .filter(|l| l.contains("Slow operation detected:"))
+        .count();
     let saved: Vec<&str> = stdout
         .lines()
         .filter_map(|l| l.split_once("Trace saved to: ").map(|(_, p)| p))
@@ -38,8 +49,13 @@ fn slow_tasks_dumps_each_slow_task() {
         let path = dir.path().join(path);
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         assert!(name.starts_with("slow_span_slow_operation_") && name.ends_with(".json"));
-        assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)));
-        let dump = common::Dump { json: serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap() };
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        );
+        let dump = common::Dump {
+            json: serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap(),
+        };
         common::check_invariants(&dump);
         // The slow task's span is complete in its dump, with its fields.
         let slow: Vec<_> = dump
@@ -50,8 +66,14 @@ fn slow_tasks_dumps_each_slow_task() {
             .collect();
         assert!(!slow.is_empty(), "{name} holds a complete slow span");
         assert!(slow[0]["dur"].as_f64().unwrap() >= 300_000.0);
-        assert_eq!(dump.slices_named("wait").len(), 5, "every task's wait is there");
+        assert_eq!(
+            dump.slices_named("wait").len(),
+            5,
+            "every task's wait is there"
+        );
     }
-    let files = std::fs::read_dir(dir.path().join("blackbox-dumps")).unwrap().count();
+    let files = std::fs::read_dir(dir.path().join("blackbox-dumps"))
+        .unwrap()
+        .count();
     assert_eq!(files, 2, "no temp files left behind");
 }

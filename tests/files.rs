@@ -50,18 +50,26 @@ fn a_dump_that_cannot_be_written_reports_and_recording_goes_on() {
     std::fs::write(&blocker, b"file").unwrap();
     tracing::dispatcher::with_default(&dispatch, || {
         info!("one");
-        let err = recorder.dump_to_file(blocker.join("trace.json")).unwrap_err();
+        let err = recorder
+            .dump_to_file(blocker.join("trace.json"))
+            .unwrap_err();
         assert_eq!(err.stage(), DumpStage::CreateDir);
         assert!(err.to_string().contains("not_a_dir"), "{err}");
         assert!(std::error::Error::source(&err).is_some());
         // A directory where the file should go: the rename fails, the temp file is removed.
         std::fs::create_dir(dir.path().join("taken.json")).unwrap();
         std::fs::write(dir.path().join("taken.json/inside"), b"x").unwrap();
-        let err = recorder.dump_to_file(dir.path().join("taken.json")).unwrap_err();
+        let err = recorder
+            .dump_to_file(dir.path().join("taken.json"))
+            .unwrap_err();
         assert_eq!(err.stage(), DumpStage::Persist);
         info!("two");
     });
-    assert_eq!(entries(dir.path()), ["not_a_dir", "taken.json"], "no temp file left");
+    assert_eq!(
+        entries(dir.path()),
+        ["not_a_dir", "taken.json"],
+        "no temp file left"
+    );
     let dump = common::dump(&recorder);
     assert_eq!(dump.phase("i").count(), 2);
 }
@@ -90,16 +98,31 @@ fn dump_to_dir_names_are_sanitized_and_never_collide() {
     tracing::dispatcher::with_default(&dispatch, || info!("x"));
     let dir = tempfile::tempdir().unwrap();
     let mut paths = Vec::new();
-    for label in ["slow_span_GET /users", "../../escape", "", "same", "same", "same"] {
+    for label in [
+        "slow_span_GET /users",
+        "../../escape",
+        "",
+        "same",
+        "same",
+        "same",
+    ] {
         let info = recorder.dump_to_dir(dir.path(), label).unwrap();
-        assert_eq!(info.path.parent().unwrap(), dir.path(), "stays in the directory");
+        assert_eq!(
+            info.path.parent().unwrap(),
+            dir.path(),
+            "stays in the directory"
+        );
         paths.push(info.path);
     }
     let names = entries(dir.path());
     assert_eq!(names.len(), 6, "{names:?}");
     for name in &names {
         assert!(name.ends_with(".json"));
-        assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)), "{name}");
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)),
+            "{name}"
+        );
         assert!(!name.starts_with('.'));
         // <label>_<YYYYMMDDTHHMMSS.mmmZ>_<seq>.json
         let stem = name.trim_end_matches(".json");
@@ -107,7 +130,10 @@ fn dump_to_dir_names_are_sanitized_and_never_collide() {
         let seq = parts.next().unwrap();
         let stamp = parts.next().unwrap();
         assert!(seq.parse::<u64>().is_ok(), "{name}");
-        assert!(chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%S%.3fZ").is_ok(), "{name}");
+        assert!(
+            chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%S%.3fZ").is_ok(),
+            "{name}"
+        );
     }
     assert!(names.iter().any(|n| n.starts_with("slow_span_GET__users_")));
     assert!(names.iter().any(|n| n.starts_with("dump_")));
@@ -133,7 +159,9 @@ fn concurrent_dumps_are_serialized_and_all_succeed() {
             let dir = dir.path().to_owned();
             scope.spawn(move || {
                 for k in 0..3 {
-                    recorder.dump_to_file(dir.join(format!("d{n}_{k}.json"))).unwrap();
+                    recorder
+                        .dump_to_file(dir.join(format!("d{n}_{k}.json")))
+                        .unwrap();
                     let mut sink = Vec::new();
                     recorder.write_to(&mut sink).unwrap();
                 }
@@ -152,16 +180,33 @@ fn invalid_configuration_is_an_error_not_a_panic() {
     let err = FlightRecorder::builder().max_bytes(0).build().unwrap_err();
     assert!(matches!(err, BuildError::MaxBytesTooSmall { given: 0, .. }));
     assert!(err.to_string().contains("max_bytes"));
-    let err = FlightRecorder::builder().max_bytes(usize::MAX).build().unwrap_err();
+    let err = FlightRecorder::builder()
+        .max_bytes(usize::MAX)
+        .build()
+        .unwrap_err();
     assert!(matches!(err, BuildError::MaxBytesTooLarge { .. }));
-    let err = FlightRecorder::builder().min_age(Duration::ZERO).build().unwrap_err();
+    let err = FlightRecorder::builder()
+        .min_age(Duration::ZERO)
+        .build()
+        .unwrap_err();
     assert!(matches!(err, BuildError::InvalidMinAge { .. }));
-    let err = FlightRecorder::builder().max_field_len(0).build().unwrap_err();
+    let err = FlightRecorder::builder()
+        .max_field_len(0)
+        .build()
+        .unwrap_err();
     assert!(err.to_string().contains("max_field_len"));
-    let err = FlightRecorder::builder().max_field_len(1 << 20).build().unwrap_err();
+    let err = FlightRecorder::builder()
+        .max_field_len(1 << 20)
+        .build()
+        .unwrap_err();
     assert!(matches!(err, BuildError::InvalidMaxFieldLen { .. }));
     let _: &dyn std::error::Error = &err;
-    assert!(FlightRecorder::builder().max_bytes(tracing_blackbox::MIN_MAX_BYTES).build().is_ok());
+    assert!(
+        FlightRecorder::builder()
+            .max_bytes(tracing_blackbox::MIN_MAX_BYTES)
+            .build()
+            .is_ok()
+    );
 }
 
 #[test]
@@ -170,7 +215,11 @@ fn handles_are_send_sync_clone() {
     assert_traits::<FlightRecorder>();
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<tracing_blackbox::FlightRecorderLayer>();
-    let recorder = FlightRecorder::builder().recording(false).build().unwrap().1;
+    let recorder = FlightRecorder::builder()
+        .recording(false)
+        .build()
+        .unwrap()
+        .1;
     assert!(!recorder.is_recording());
     assert!(format!("{recorder:?}").contains("FlightRecorder"));
 }

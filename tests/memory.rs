@@ -16,7 +16,8 @@ fn event_sequence(snapshot: &Snapshot) -> HashMap<u64, Vec<u64>> {
     let mut out: HashMap<u64, Vec<u64>> = HashMap::new();
     for record in &snapshot.records {
         if let RecordKind::Event { fields, .. } = &record.kind
-            && let Some(FieldValue::U64(i)) = fields.iter().find(|f| f.name == "i").map(|f| &f.value)
+            && let Some(FieldValue::U64(i)) =
+                fields.iter().find(|f| f.name == "i").map(|f| &f.value)
         {
             out.entry(record.tid).or_default().push(*i);
         }
@@ -38,11 +39,24 @@ fn eviction_keeps_the_newest_and_respects_max_bytes() {
     let snapshot = recorder.snapshot();
     assert!(snapshot.allocated_bytes <= max_bytes);
     let sequence = event_sequence(&snapshot).into_values().next().unwrap();
-    assert!(sequence.len() > 500, "a 64 KiB buffer holds hundreds of events");
-    assert_eq!(*sequence.last().unwrap(), 99_999, "the newest record is kept");
-    assert!(sequence.windows(2).all(|w| w[1] == w[0] + 1), "a contiguous suffix");
+    assert!(
+        sequence.len() > 500,
+        "a 64 KiB buffer holds hundreds of events"
+    );
+    assert_eq!(
+        *sequence.last().unwrap(),
+        99_999,
+        "the newest record is kept"
+    );
+    assert!(
+        sequence.windows(2).all(|w| w[1] == w[0] + 1),
+        "a contiguous suffix"
+    );
     assert_eq!(snapshot.counters.written, 100_000);
-    assert_eq!(snapshot.counters.written, snapshot.counters.retained + snapshot.counters.overwritten);
+    assert_eq!(
+        snapshot.counters.written,
+        snapshot.counters.retained + snapshot.counters.overwritten
+    );
     dump(&recorder);
 }
 
@@ -76,9 +90,17 @@ fn an_idle_threads_old_records_go_before_a_busy_threads_recent_ones() {
     });
     let snapshot = recorder.snapshot();
     let sequences = event_sequence(&snapshot);
-    assert_eq!(sequences.len(), 1, "the idle thread's records were evicted first");
+    assert_eq!(
+        sequences.len(),
+        1,
+        "the idle thread's records were evicted first"
+    );
     let busy = sequences.into_values().next().unwrap();
-    assert_eq!(busy.len() as u64, busy_written, "the busy thread lost nothing yet");
+    assert_eq!(
+        busy.len() as u64,
+        busy_written,
+        "the busy thread lost nothing yet"
+    );
     assert_eq!(snapshot.counters.overwritten, 10);
     finish.send(()).unwrap();
     idle.join().unwrap();
@@ -104,15 +126,24 @@ fn min_age_frees_memory_of_old_records() {
             info!(i, "new");
         }
         let after = recorder.allocated_bytes();
-        assert!(after < before / 2, "memory shrank back: {before} -> {after}");
+        assert!(
+            after < before / 2,
+            "memory shrank back: {before} -> {after}"
+        );
         let snapshot = recorder.snapshot();
         let old_left = snapshot
             .records
             .iter()
             .filter(|r| matches!(&r.kind, RecordKind::Event { fields, .. } if fields.iter().any(|f| f.value == FieldValue::Str("old".into()))))
             .count();
-        assert!(old_left < 20_000 / 4, "most old records are gone: {old_left} left");
-        assert_eq!(snapshot.counters.written, snapshot.counters.retained + snapshot.counters.overwritten);
+        assert!(
+            old_left < 20_000 / 4,
+            "most old records are gone: {old_left} left"
+        );
+        assert_eq!(
+            snapshot.counters.written,
+            snapshot.counters.retained + snapshot.counters.overwritten
+        );
     });
 }
 
@@ -129,11 +160,21 @@ fn spans_whose_start_was_evicted_still_dump_balanced() {
         drop(long);
     });
     let dump = dump(&recorder);
-    let exits: Vec<_> = dump.phase("X").filter(|x| x["args"]["start_evicted"] == true).collect();
-    assert_eq!(exits.len(), 1, "the exit whose enter was evicted becomes one slice");
+    let exits: Vec<_> = dump
+        .phase("X")
+        .filter(|x| x["args"]["start_evicted"] == true)
+        .collect();
+    assert_eq!(
+        exits.len(),
+        1,
+        "the exit whose enter was evicted becomes one slice"
+    );
     let id = exits[0]["args"]["span_id"].as_u64().unwrap();
     assert!(id & tracing_blackbox::ORPHAN_SPAN_BIT != 0);
-    let begin = dump.phase("b").find(|b| b["args"]["span_id"] == id).unwrap();
+    let begin = dump
+        .phase("b")
+        .find(|b| b["args"]["span_id"] == id)
+        .unwrap();
     assert_eq!(begin["args"]["start_evicted"], true);
     assert_eq!(dump.counter("unmatched_exits"), 1);
 }
@@ -171,12 +212,18 @@ fn ten_thousand_short_lived_threads_stay_bounded() {
     }
     if let (Some(before), Some(after)) = (rss_before, vm_rss_bytes()) {
         let growth = after.saturating_sub(before);
-        assert!(growth <= max_bytes + (32 << 20), "VmRSS grew by {growth} bytes");
+        assert!(
+            growth <= max_bytes + (32 << 20),
+            "VmRSS grew by {growth} bytes"
+        );
     }
     // The last threads have exited, yet their records are still there.
     let snapshot = recorder.snapshot();
     let sequences = event_sequence(&snapshot);
-    assert!(sequences.values().flatten().any(|&i| i / 1000 == 99), "last batch retained");
+    assert!(
+        sequences.values().flatten().any(|&i| i / 1000 == 99),
+        "last batch retained"
+    );
     assert!(snapshot.counters.overwritten > 0);
     let dump = dump(&recorder);
     assert!(dump.phase("M").count() > 100);
@@ -203,7 +250,7 @@ proptest! {
                 let recorder = &recorder;
                 scope.spawn(move || tracing::dispatcher::with_default(&dispatch, || {
                     for i in 0..events as u64 {
-                        if i as usize % spans_every == 0 {
+                        if (i as usize).is_multiple_of(spans_every) {
                             let _span = info_span!("unit", i).entered();
                             info!(i, text, "in span");
                         } else {

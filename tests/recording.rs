@@ -54,16 +54,25 @@ fn records_from_many_threads_with_their_names() {
     for n in 0..4 {
         assert!(names.contains(&format!("worker-{n}")), "{names:?}");
     }
-    assert!(names.iter().any(|n| n.starts_with("thread-")), "fallback name: {names:?}");
+    assert!(
+        names.iter().any(|n| n.starts_with("thread-")),
+        "fallback name: {names:?}"
+    );
     // Each worker's slices are on its own tid.
-    let tids: std::collections::HashSet<_> =
-        dump.slices_named("job").iter().map(|x| x["tid"].as_u64().unwrap()).collect();
+    let tids: std::collections::HashSet<_> = dump
+        .slices_named("job")
+        .iter()
+        .map(|x| x["tid"].as_u64().unwrap())
+        .collect();
     assert_eq!(tids.len(), 4);
 }
 
 #[test]
 fn sits_beside_fmt_with_per_layer_filters() {
-    let (layer, recorder) = FlightRecorder::builder().max_bytes(1 << 20).build().unwrap();
+    let (layer, recorder) = FlightRecorder::builder()
+        .max_bytes(1 << 20)
+        .build()
+        .unwrap();
     let fmt_output = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
     let writer = {
         let out = Arc::clone(&fmt_output);
@@ -71,7 +80,12 @@ fn sits_beside_fmt_with_per_layer_filters() {
     };
     let subscriber = tracing_subscriber::registry()
         .with(layer.with_filter(LevelFilter::DEBUG))
-        .with(tfmt::layer().with_writer(writer).with_ansi(false).with_filter(LevelFilter::INFO));
+        .with(
+            tfmt::layer()
+                .with_writer(writer)
+                .with_ansi(false)
+                .with_filter(LevelFilter::INFO),
+        );
     tracing::subscriber::with_default(subscriber, || {
         let _span = tracing::span!(Level::TRACE, "trace_span").entered();
         trace!("too verbose for both");
@@ -79,11 +93,20 @@ fn sits_beside_fmt_with_per_layer_filters() {
         info!("both");
     });
     let dump = dump(&recorder);
-    let names: Vec<_> = dump.phase("i").map(|e| e["name"].as_str().unwrap().to_owned()).collect();
+    let names: Vec<_> = dump
+        .phase("i")
+        .map(|e| e["name"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(names, ["only the recorder", "both"]);
-    assert!(dump.slices_named("trace_span").is_empty(), "filtered span not recorded");
+    assert!(
+        dump.slices_named("trace_span").is_empty(),
+        "filtered span not recorded"
+    );
     let text = String::from_utf8(fmt_output.lock().unwrap().clone()).unwrap();
-    assert!(text.contains("both") && !text.contains("only the recorder"), "{text}");
+    assert!(
+        text.contains("both") && !text.contains("only the recorder"),
+        "{text}"
+    );
 }
 
 struct SharedWriter(Arc<std::sync::Mutex<Vec<u8>>>);
@@ -107,15 +130,26 @@ fn several_recorders_stay_apart() {
         info!("for b");
         info!("for b again");
     });
-    // Both in one stack see the same callbacks, each in its own storage.
-    let both = tracing_subscriber::registry()
-        .with(FlightRecorder::builder().build().map(|(l, c)| (l, c)).unwrap().0);
-    tracing::subscriber::with_default(both, || info!("neither"));
+    // Two recorders in one stack: each sees the same callbacks, in its own storage.
+    let (layer_c, c) = FlightRecorder::builder().build().unwrap();
+    let (layer_d, d) = FlightRecorder::builder().build().unwrap();
+    let both = tracing_subscriber::registry().with(layer_c).with(layer_d);
+    tracing::subscriber::with_default(both, || {
+        let _span = info_span!("shared").entered();
+        info!("for c and d");
+    });
     let names = |r: &FlightRecorder| -> Vec<String> {
-        dump(r).phase("i").map(|e| e["name"].as_str().unwrap().to_owned()).collect()
+        dump(r)
+            .phase("i")
+            .map(|e| e["name"].as_str().unwrap().to_owned())
+            .collect()
     };
     assert_eq!(names(&a), ["for a"]);
     assert_eq!(names(&b), ["for b", "for b again"]);
+    assert_eq!(names(&c), ["for c and d"]);
+    assert_eq!(names(&d), ["for c and d"]);
+    assert_eq!(dump(&c).slices_named("shared").len(), 1);
+    assert_eq!(dump(&d).slices_named("shared").len(), 1);
 }
 
 #[test]
@@ -133,7 +167,10 @@ fn stop_keeps_the_past_and_start_resumes() {
         assert!(recorder.is_recording());
         info!("after");
     });
-    let names: Vec<_> = dump(&recorder).phase("i").map(|e| e["name"].clone()).collect();
+    let names: Vec<_> = dump(&recorder)
+        .phase("i")
+        .map(|e| e["name"].clone())
+        .collect();
     assert_eq!(names, ["before", "after"]);
 }
 
@@ -168,8 +205,10 @@ fn twenty_thousand_sequential_spans_keep_distinct_ids() {
     let dump = dump(&recorder);
     let slices = dump.slices_named("seq");
     assert_eq!(slices.len(), 20_000);
-    let distinct: std::collections::HashSet<_> =
-        slices.iter().map(|x| x["args"]["span_id"].as_u64().unwrap()).collect();
+    let distinct: std::collections::HashSet<_> = slices
+        .iter()
+        .map(|x| x["args"]["span_id"].as_u64().unwrap())
+        .collect();
     assert_eq!(distinct.len(), 20_000);
     // The field shows each one is its own span.
     for (n, x) in slices.iter().enumerate() {
@@ -226,7 +265,10 @@ fn reentrant_debug_neither_deadlocks_nor_corrupts() {
     // Under a scoped default, `tracing` routes the nested calls to `NoSubscriber`.
     let names: Vec<_> = dump.phase("i").map(|e| e["name"].clone()).collect();
     assert_eq!(names, ["outer", "after"]);
-    assert_eq!(dump.slices_named("span_with_chatty")[0]["args"]["fields"]["v"], "chatty");
+    assert_eq!(
+        dump.slices_named("span_with_chatty")[0]["args"]["fields"]["v"],
+        "chatty"
+    );
 }
 
 #[test]
@@ -235,7 +277,11 @@ fn reentrant_debug_under_a_global_default() {
     // binary's only global subscriber is set here, in a child process so it stays alone.
     if std::env::var_os("BLACKBOX_GLOBAL_CHILD").is_none() {
         let status = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "reentrant_debug_under_a_global_default", "--nocapture"])
+            .args([
+                "--exact",
+                "reentrant_debug_under_a_global_default",
+                "--nocapture",
+            ])
             .env("BLACKBOX_GLOBAL_CHILD", "1")
             .status()
             .unwrap();
@@ -251,7 +297,10 @@ fn reentrant_debug_under_a_global_default() {
     // The nested events re-entered the layer: dropped and counted, nothing else lost.
     let names: Vec<_> = dump.phase("i").map(|e| e["name"].clone()).collect();
     assert_eq!(names, ["outer", "after"]);
-    assert_eq!(dump.phase("i").next().unwrap()["args"]["fields"]["value"], "chatty");
+    assert_eq!(
+        dump.phase("i").next().unwrap()["args"]["fields"]["value"],
+        "chatty"
+    );
     assert_eq!(dump.counter("dropped"), 2);
 }
 
@@ -307,7 +356,10 @@ fn spans_that_hop_threads_keep_one_id() {
     let dump = dump(&recorder);
     let slices = dump.slices_named("hopper");
     assert_eq!(slices.len(), 3);
-    let ids: std::collections::HashSet<_> = slices.iter().map(|x| x["args"]["span_id"].clone()).collect();
+    let ids: std::collections::HashSet<_> = slices
+        .iter()
+        .map(|x| x["args"]["span_id"].clone())
+        .collect();
     assert_eq!(ids.len(), 1);
     let tids: std::collections::HashSet<_> = slices.iter().map(|x| x["tid"].clone()).collect();
     assert_eq!(tids.len(), 3);

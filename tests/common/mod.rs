@@ -43,7 +43,9 @@ impl Dump {
     }
 
     pub fn counter(&self, key: &str) -> u64 {
-        self.other(key).as_u64().unwrap_or_else(|| panic!("otherData.{key} missing"))
+        self.other(key)
+            .as_u64()
+            .unwrap_or_else(|| panic!("otherData.{key} missing"))
     }
 }
 
@@ -51,12 +53,19 @@ impl Dump {
 pub fn dump(recorder: &FlightRecorder) -> Dump {
     let mut bytes = Vec::new();
     let written = recorder.write_to(&mut bytes).expect("write_to");
-    assert_eq!(written, bytes.len() as u64, "write_to reports the bytes written");
+    assert_eq!(
+        written,
+        bytes.len() as u64,
+        "write_to reports the bytes written"
+    );
     let json: Value = serde_json::from_slice(&bytes).expect("dump is valid JSON");
     let dump = Dump { json };
     check_invariants(&dump);
     // Written in this process: the real pid.
-    assert_eq!(dump.events()[0]["pid"].as_u64(), Some(u64::from(std::process::id())));
+    assert_eq!(
+        dump.events()[0]["pid"].as_u64(),
+        Some(u64::from(std::process::id()))
+    );
     dump
 }
 
@@ -68,7 +77,10 @@ fn nanos(v: &Value) -> i64 {
 pub fn check_invariants(dump: &Dump) {
     let summary = tracing_blackbox::validate::check(&dump.json)
         .unwrap_or_else(|v| panic!("dump violates the format: {v}"));
-    assert!(summary.sorted_per_thread, "timestamps non-decreasing per thread");
+    assert!(
+        summary.sorted_per_thread,
+        "timestamps non-decreasing per thread"
+    );
 
     // One process, one pid.
     let pid = dump.events()[0]["pid"].as_u64().expect("pid");
@@ -87,12 +99,20 @@ pub fn check_invariants(dump: &Dump) {
     // An event lies inside its span's slice on its thread when that span is open there.
     let mut slices: HashMap<(u64, u64), Vec<(i64, i64)>> = HashMap::new();
     for x in dump.phase("X") {
-        let key = (x["tid"].as_u64().unwrap(), x["args"]["span_id"].as_u64().unwrap());
+        let key = (
+            x["tid"].as_u64().unwrap(),
+            x["args"]["span_id"].as_u64().unwrap(),
+        );
         let ts = nanos(&x["ts"]);
-        slices.entry(key).or_default().push((ts, ts + nanos(&x["dur"])));
+        slices
+            .entry(key)
+            .or_default()
+            .push((ts, ts + nanos(&x["dur"])));
     }
     for i in dump.phase("i") {
-        let Some(span) = i["args"]["span_id"].as_u64() else { continue };
+        let Some(span) = i["args"]["span_id"].as_u64() else {
+            continue;
+        };
         let key = (i["tid"].as_u64().unwrap(), span);
         if let Some(list) = slices.get(&key) {
             let ts = nanos(&i["ts"]);
@@ -106,7 +126,11 @@ pub fn check_invariants(dump: &Dump) {
     let written = dump.counter("written");
     let retained = dump.counter("retained");
     let overwritten = dump.counter("overwritten");
-    assert_eq!(written, retained + overwritten, "written = retained + overwritten");
+    assert_eq!(
+        written,
+        retained + overwritten,
+        "written = retained + overwritten"
+    );
     for key in ["dropped", "max_bytes", "version"] {
         assert!(dump.other(key).is_u64(), "otherData.{key}");
     }
