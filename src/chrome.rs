@@ -83,10 +83,20 @@ struct SliceFlags {
     start_evicted: bool,
 }
 
+/// An open enter→exit interval on a thread.
+#[derive(Clone, Copy)]
+struct Frame {
+    span: u64,
+    start: u64,
+    /// The interval was cut by a repair and reopened at `start`.
+    repaired: bool,
+    /// The enter was not in the window; `start` is the thread's first retained record.
+    start_evicted: bool,
+}
+
 #[derive(Default)]
 struct Timeline {
-    /// Open intervals: span, start, whether the start was cut by a repair.
-    stack: Vec<(u64, u64, bool)>,
+    stack: Vec<Frame>,
     first_ts: u64,
     out: Vec<(u64, Out)>,
 }
@@ -94,7 +104,7 @@ struct Timeline {
 #[derive(Default)]
 struct Repairs {
     out_of_order_exits: u64,
-    unmatched_exits: u64,
+    evicted_enters: u64,
 }
 
 /// Writes `snapshot` as Chrome Trace Event JSON; returns the bytes written.
@@ -147,7 +157,7 @@ impl<'a> Encoder<'a> {
                 | RecordKind::Close { span }
                 | RecordKind::Record { span, .. }
                 | RecordKind::FollowsFrom { span, .. } => Some(*span),
-                RecordKind::Event { .. } => None,
+                RecordKind::Event { span, .. } => *span,
             };
             let Some(span) = span_of(&record.kind) else {
                 continue;
@@ -193,24 +203,39 @@ impl<'a> Encoder<'a> {
                     ..Timeline::default()
                 });
             match record.kind {
-                RecordKind::Enter { span } => timeline.stack.push((span, ts, false)),
+                RecordKind::Enter { span } => timeline.stack.push(Frame {
+                    span,
+                    start: ts,
+                    repaired: false,
+                    start_evicted: false,
+                }),
                 RecordKind::Exit { span } => timeline.exit(span, ts, &mut self.repairs),
-                RecordKind::Event { .. } => timeline.out.push((ts, Out::Instant { record: index })),
+                RecordKind::Event {
+                    span,
+                    explicit_parent,
+                    ..
+                } => {
+                    if let (Some(span), false) = (span, explicit_parent) {
+                        // The event happened inside `span` on this thread.
+                        timeline.ensure_open(span, &mut self.repairs);
+                    }
+                    timeline.out.push((ts, Out::Instant { record: index }));
+                }
                 _ => {}
             }
         }
         for timeline in self.timelines.values_mut() {
-            while let Some((span, start, repaired)) = timeline.stack.pop() {
+            while let Some(frame) = timeline.stack.pop() {
                 timeline.out.push((
-                    start,
+                    frame.start,
                     Out::Slice {
-                        span,
-                        ts: start,
-                        dur: window_end.saturating_sub(start),
+                        span: frame.span,
+                        ts: frame.start,
+                        dur: window_end.saturating_sub(frame.start),
                         flags: SliceFlags {
                             incomplete: true,
-                            repaired,
-                            start_evicted: false,
+                            repaired: frame.repaired,
+                            start_evicted: frame.start_evicted,
                         },
                     },
                 ));
@@ -243,6 +268,20 @@ impl<'a> Encoder<'a> {
                 (*ts, rank, Reverse(dur))
             });
         }
+    }
+
+    /// Every span referenced is in the table; an empty entry stands in rather than a panic.
+    fn span(&self, span: u64) -> &SpanInfo<'a> {
+        static UNKNOWN: SpanInfo<'static> = SpanInfo {
+            metadata: None,
+            parent: None,
+            fields: Vec::new(),
+            follows: Vec::new(),
+            opened: None,
+            closed: None,
+            first_seen: None,
+        };
+        self.spans.get(&span).unwrap_or(&UNKNOWN)
     }
 
     fn write(&self, context: &DumpContext, w: &mut impl Write) -> io::Result<()> {
@@ -301,7 +340,7 @@ impl<'a> Encoder<'a> {
                 dur,
                 flags,
             } => {
-                let info = &self.spans[&span];
+                let info = self.span(span);
                 w.write_all(b"{\"ph\":\"X\",\"name\":")?;
                 json_str(w, info.name())?;
                 w.write_all(b",\"cat\":")?;
@@ -327,7 +366,7 @@ impl<'a> Encoder<'a> {
                 w.write_all(b"}}")
             }
             Out::Begin { span, ts } => {
-                let info = &self.spans[&span];
+                let info = self.span(span);
                 w.write_all(b"{\"ph\":\"b\",\"name\":")?;
                 json_str(w, info.name())?;
                 w.write_all(b",\"cat\":")?;
@@ -364,7 +403,7 @@ impl<'a> Encoder<'a> {
                 w.write_all(b"}}")
             }
             Out::End { span, ts } => {
-                let info = &self.spans[&span];
+                let info = self.span(span);
                 w.write_all(b"{\"ph\":\"e\",\"name\":")?;
                 json_str(w, info.name())?;
                 w.write_all(b",\"cat\":")?;
@@ -383,6 +422,7 @@ impl<'a> Encoder<'a> {
                 let record = &self.snapshot.records[record];
                 let RecordKind::Event {
                     span,
+                    explicit_parent,
                     metadata,
                     ref fields,
                 } = record.kind
@@ -410,6 +450,9 @@ impl<'a> Encoder<'a> {
                 write_location(w, metadata)?;
                 if let Some(span) = span {
                     write!(w, ",\"span_id\":{span}")?;
+                }
+                if explicit_parent {
+                    w.write_all(b",\"explicit_parent\":true")?;
                 }
                 if let Some(message) = message {
                     w.write_all(b",\"message\":")?;
@@ -448,72 +491,77 @@ impl<'a> Encoder<'a> {
             "dropped": s.counters.dropped,
             "retained": s.counters.retained,
             "repaired_exits": self.repairs.out_of_order_exits,
-            "unmatched_exits": self.repairs.unmatched_exits,
+            "evicted_enters": self.repairs.evicted_enters,
         });
         serde_json::to_writer(w, &data).map_err(io::Error::from)
     }
 }
 
 impl Timeline {
+    /// Makes sure `span` is open on this thread. A span that is found entered but whose enter
+    /// is not in the window was entered before it, and has been entered ever since: it opens at
+    /// the bottom of the stack, at the thread's first retained record, around everything after.
+    fn ensure_open(&mut self, span: u64, repairs: &mut Repairs) -> usize {
+        if let Some(position) = self.stack.iter().rposition(|f| f.span == span) {
+            return position;
+        }
+        repairs.evicted_enters += 1;
+        self.stack.insert(
+            0,
+            Frame {
+                span,
+                start: self.first_ts,
+                repaired: false,
+                start_evicted: true,
+            },
+        );
+        0
+    }
+
     /// Closes `span`'s innermost open interval at `ts`. Intervals opened inside it are closed
-    /// at `ts` too and reopened there, so slices nest; an exit whose enter is not in the window
-    /// becomes a slice from the thread's first record, around everything before it.
+    /// at `ts` too and reopened there, so slices nest.
     fn exit(&mut self, span: u64, ts: u64, repairs: &mut Repairs) {
-        let position = self.stack.iter().rposition(|&(s, _, _)| s == span);
-        let keep = position.unwrap_or(0);
-        let above: Vec<(u64, u64, bool)> = self.stack.drain(keep..).collect();
-        let (inner, target) = match position {
-            Some(_) => (&above[1..], Some(above[0])),
-            None => (&above[..], None),
-        };
-        for &(inner_span, start, _) in inner.iter().rev() {
+        let position = self.ensure_open(span, repairs);
+        let mut closing: Vec<Frame> = self.stack.drain(position..).collect();
+        let target = closing.remove(0);
+        if !closing.is_empty() {
+            repairs.out_of_order_exits += 1;
+        }
+        for inner in closing.iter().rev() {
             self.out.push((
-                start,
+                inner.start,
                 Out::Slice {
-                    span: inner_span,
-                    ts: start,
-                    dur: ts - start,
+                    span: inner.span,
+                    ts: inner.start,
+                    dur: ts - inner.start,
                     flags: SliceFlags {
                         repaired: true,
-                        ..SliceFlags::default()
+                        start_evicted: inner.start_evicted,
+                        incomplete: false,
                     },
                 },
             ));
         }
-        let (start, flags) = match target {
-            Some((_, start, repaired)) => (
-                start,
-                SliceFlags {
-                    repaired: repaired || !inner.is_empty(),
-                    ..SliceFlags::default()
-                },
-            ),
-            None => {
-                repairs.unmatched_exits += 1;
-                (
-                    self.first_ts,
-                    SliceFlags {
-                        start_evicted: true,
-                        repaired: !inner.is_empty(),
-                        ..SliceFlags::default()
-                    },
-                )
-            }
-        };
-        if !inner.is_empty() {
-            repairs.out_of_order_exits += 1;
-        }
         self.out.push((
-            start,
+            target.start,
             Out::Slice {
                 span,
-                ts: start,
-                dur: ts - start,
-                flags,
+                ts: target.start,
+                dur: ts - target.start,
+                flags: SliceFlags {
+                    repaired: target.repaired || !closing.is_empty(),
+                    start_evicted: target.start_evicted,
+                    incomplete: false,
+                },
             },
         ));
-        for &(inner_span, _, _) in inner {
-            self.stack.push((inner_span, ts, true));
+        for inner in closing {
+            self.stack.push(Frame {
+                start: ts,
+                repaired: true,
+                start_evicted: false,
+                ..inner
+            });
         }
     }
 }

@@ -17,7 +17,7 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::record::{self, FieldEncoder, MAX_RECORD_BYTES, kind};
+use crate::record::{self, FLAG_EXPLICIT_PARENT, FieldEncoder, MAX_RECORD_BYTES, kind};
 use crate::recorder::Shared;
 use crate::storage::{ThreadBuffer, ThreadIdentity, next_tid};
 
@@ -232,10 +232,10 @@ where
             return;
         }
         self.with_slot(|shared, slot| {
-            let span = match event.parent() {
-                Some(parent) => parent.into_u64(),
-                None if event.is_contextual() => slot.current_span(),
-                None => 0,
+            let (span, explicit) = match event.parent() {
+                Some(parent) => (parent.into_u64(), FLAG_EXPLICIT_PARENT),
+                None if event.is_contextual() => (slot.current_span(), 0),
+                None => (0, FLAG_EXPLICIT_PARENT),
             };
             let ts = shared.now();
             let buf = &mut slot.scratch;
@@ -244,7 +244,7 @@ where
             record::put_u64(buf, span);
             let mut fields = FieldEncoder::new(buf, shared.max_field_bytes);
             event.record(&mut fields);
-            let flags = fields.flags();
+            let flags = fields.flags() | explicit;
             record::finish(buf, flags);
             shared.append(&slot.buffer, &slot.scratch, ts);
         });

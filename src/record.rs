@@ -32,6 +32,9 @@ pub(crate) mod kind {
 
 /// Record flag: some fields did not fit in [`MAX_RECORD_BYTES`] and were left out.
 pub(crate) const FLAG_FIELDS_DROPPED: u8 = 1;
+/// Record flag: the event named its parent span explicitly (`parent: &span`), rather than
+/// happening in the thread's current span.
+pub(crate) const FLAG_EXPLICIT_PARENT: u8 = 2;
 
 mod tag {
     pub(super) const U64: u8 = 1;

@@ -12,7 +12,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tracing_core::Metadata;
 
-use crate::record::{FLAG_FIELDS_DROPPED, Field, RawBody, RawRecord, RecordReader, kind};
+use crate::record::{
+    FLAG_EXPLICIT_PARENT, FLAG_FIELDS_DROPPED, Field, RawBody, RawRecord, RecordReader, kind,
+};
 use crate::recorder::Shared;
 use crate::storage::RawSnapshot;
 
@@ -91,6 +93,9 @@ pub enum RecordKind {
     Event {
         /// The span the event happened in, if any.
         span: Option<u64>,
+        /// The event named its span explicitly (`parent: &span`, or `parent: None`) instead of
+        /// happening in the thread's current span.
+        explicit_parent: bool,
         /// The event's callsite: level, target, file and line.
         metadata: &'static Metadata<'static>,
         /// The event's fields; the message is the field named `message`.
@@ -186,11 +191,12 @@ impl Snapshot {
             let Some(raw_record) = per_thread[t][i].take() else {
                 continue;
             };
-            let fields_dropped = raw_record.flags & FLAG_FIELDS_DROPPED != 0;
+            let flags = raw_record.flags;
+            let fields_dropped = flags & FLAG_FIELDS_DROPPED != 0;
             records.push(Record {
                 tid: threads[t].tid,
                 timestamp_ns: shared.nanos_since_anchor(ts),
-                kind: resolver.resolve(raw_record),
+                kind: resolver.resolve(raw_record, flags),
                 fields_dropped,
             });
         }
@@ -244,7 +250,7 @@ impl SpanResolver {
         (registry_id != 0).then(|| self.id(registry_id))
     }
 
-    fn resolve(&mut self, record: RawRecord) -> RecordKind {
+    fn resolve(&mut self, record: RawRecord, flags: u8) -> RecordKind {
         match record.body {
             RawBody::NewSpan {
                 registry_id,
@@ -293,6 +299,7 @@ impl SpanResolver {
                 fields,
             } => RecordKind::Event {
                 span: self.optional(span),
+                explicit_parent: flags & FLAG_EXPLICIT_PARENT != 0,
                 metadata,
                 fields,
             },

@@ -260,3 +260,24 @@ fn many_fields_beyond_the_record_limit_are_flagged_not_lost_silently() {
     assert_eq!(event["args"]["fields_dropped"], true);
     assert_eq!(event["args"]["fields"]["a"].as_str().unwrap().len(), 4096);
 }
+
+#[test]
+fn events_with_an_explicit_parent_say_so() {
+    let (dispatch, recorder) = recorder_with(1 << 20);
+    tracing::dispatcher::with_default(&dispatch, || {
+        let job = info_span!("job");
+        job.in_scope(|| info!("inside"));
+        info!(parent: &job, "about the job, from outside it");
+        let _other = info_span!("other").entered();
+        info!(parent: None, "a root event");
+    });
+    let dump = dump(&recorder);
+    let events: Vec<_> = dump.phase("i").collect();
+    let job_id = &dump.slices_named("job")[0]["args"]["span_id"];
+    assert_eq!(&events[0]["args"]["span_id"], job_id);
+    assert!(events[0]["args"].get("explicit_parent").is_none());
+    assert_eq!(&events[1]["args"]["span_id"], job_id);
+    assert_eq!(events[1]["args"]["explicit_parent"], true);
+    assert!(events[2]["args"].get("span_id").is_none());
+    assert_eq!(events[2]["args"]["explicit_parent"], true);
+}
