@@ -113,6 +113,9 @@ pub fn check_invariants(dump: &Dump) {
         let Some(span) = i["args"]["span_id"].as_u64() else {
             continue;
         };
+        if i["args"]["explicit_parent"] == true {
+            continue;
+        }
         let key = (i["tid"].as_u64().unwrap(), span);
         if let Some(list) = slices.get(&key) {
             let ts = nanos(&i["ts"]);
