@@ -2,6 +2,8 @@
 //!
 //! Layers, each alone on a `Registry`:
 //! - `floor`: a no-op layer (what `tracing` itself costs);
+//! - `lower_bound`: reads the clock and takes every field value (formatting the message), and
+//!   stores nothing: what any event recorder must pay at least;
 //! - `fmt_sink`: `tracing_subscriber::fmt::layer()` writing to `io::sink`;
 //! - `chrome_sink`: `tracing-chrome` writing to `io::sink`, `include_args(true)`, measured on
 //!   the emitting thread (its writer thread works on the side);
@@ -23,6 +25,46 @@ struct Noop;
 
 impl<S: Subscriber> Layer<S> for Noop {}
 
+/// The least any recorder of events must do: read the clock once and take each field's value,
+/// formatting `Debug` values (the message) into a reused buffer; nothing is stored.
+struct LowerBound {
+    clock: quanta::Clock,
+}
+
+struct Taker<'a> {
+    text: &'a mut String,
+    sum: u64,
+}
+
+impl tracing::field::Visit for Taker<'_> {
+    fn record_u64(&mut self, _: &tracing::field::Field, value: u64) {
+        self.sum = self.sum.wrapping_add(value);
+    }
+    fn record_bool(&mut self, _: &tracing::field::Field, value: bool) {
+        self.sum = self.sum.wrapping_add(u64::from(value));
+    }
+    fn record_debug(&mut self, _: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        use std::fmt::Write;
+        let _ = write!(self.text, "{value:?}");
+    }
+}
+
+thread_local! {
+    static TEXT: std::cell::RefCell<String> = std::cell::RefCell::new(String::with_capacity(1024));
+}
+
+impl<S: Subscriber> Layer<S> for LowerBound {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        let ts = self.clock.raw();
+        TEXT.with_borrow_mut(|text| {
+            text.clear();
+            let mut taker = Taker { text, sum: ts };
+            event.record(&mut taker);
+            black_box(taker.sum);
+        });
+    }
+}
+
 /// A subscriber under test; holds whatever must stay alive beside it.
 struct Setup {
     name: &'static str,
@@ -30,8 +72,9 @@ struct Setup {
     _keep: Option<Box<dyn Send>>,
 }
 
-const SETUPS: [&str; 5] = [
+const SETUPS: [&str; 6] = [
     "floor",
+    "lower_bound",
     "fmt_sink",
     "chrome_sink",
     "flight_recorder",
@@ -45,6 +88,12 @@ fn setup(name: &'static str) -> Setup {
     let (dispatch, keep): (Dispatch, Option<Box<dyn Send>>) = match name {
         "floor" => (
             Dispatch::new(tracing_subscriber::registry().with(Noop)),
+            None,
+        ),
+        "lower_bound" => (
+            Dispatch::new(tracing_subscriber::registry().with(LowerBound {
+                clock: quanta::Clock::new(),
+            })),
             None,
         ),
         "fmt_sink" => (

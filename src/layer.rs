@@ -17,7 +17,7 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::record::{self, FLAG_EXPLICIT_PARENT, FieldEncoder, MAX_RECORD_BYTES, kind};
+use crate::record::{FLAG_EXPLICIT_PARENT, Scratch, kind};
 use crate::recorder::Shared;
 use crate::storage::{ThreadBuffer, ThreadIdentity, next_tid};
 
@@ -29,7 +29,7 @@ struct Slot {
     recorder: u64,
     shared: Weak<Shared>,
     buffer: Arc<ThreadBuffer>,
-    scratch: Vec<u8>,
+    scratch: Scratch,
     /// Registry ids of the spans this thread is in, innermost last (as this layer saw them, so
     /// per-layer filters apply).
     stack: Vec<u64>,
@@ -47,7 +47,7 @@ impl Slot {
             recorder: shared.id,
             shared: Arc::downgrade(shared),
             buffer: shared.storage.register(identity),
-            scratch: Vec::with_capacity(MAX_RECORD_BYTES + 64),
+            scratch: Scratch::new(),
             stack: Vec::with_capacity(32),
             next_key: 0,
             key_end: 0,
@@ -152,10 +152,10 @@ impl FlightRecorderLayer {
                 return;
             }
             let ts = shared.now();
-            record::begin(&mut slot.scratch, kind, ts);
-            record::put_u64(&mut slot.scratch, id.into_u64());
-            record::finish(&mut slot.scratch, 0);
-            shared.append(&slot.buffer, &slot.scratch, ts);
+            let scratch = &mut slot.scratch;
+            scratch.begin(kind, ts);
+            scratch.put_u64(id.into_u64());
+            shared.append(&slot.buffer, scratch.finish(0), ts);
         });
     }
 }
@@ -176,17 +176,16 @@ where
             };
             let key = slot.next_span_key();
             let ts = shared.now();
-            let buf = &mut slot.scratch;
-            record::begin(buf, kind::NEW_SPAN, ts);
-            record::put_u64(buf, id.into_u64());
-            record::put_u64(buf, key);
-            record::put_u64(buf, parent);
-            record::put_metadata(buf, attrs.metadata());
-            let mut fields = FieldEncoder::new(buf, shared.max_field_bytes);
+            let scratch = &mut slot.scratch;
+            scratch.begin(kind::NEW_SPAN, ts);
+            scratch.put_u64(id.into_u64());
+            scratch.put_u64(key);
+            scratch.put_u64(parent);
+            scratch.put_metadata(attrs.metadata());
+            let mut fields = scratch.fields(shared.max_field_bytes);
             attrs.record(&mut fields);
             let flags = fields.flags();
-            record::finish(buf, flags);
-            shared.append(&slot.buffer, &slot.scratch, ts);
+            shared.append(&slot.buffer, scratch.finish(flags), ts);
         });
     }
 
@@ -197,18 +196,17 @@ where
         let metadata = ctx.metadata(id);
         self.with_slot(|shared, slot| {
             let ts = shared.now();
-            let buf = &mut slot.scratch;
-            record::begin(buf, kind::RECORD, ts);
-            record::put_u64(buf, id.into_u64());
+            let scratch = &mut slot.scratch;
+            scratch.begin(kind::RECORD, ts);
+            scratch.put_u64(id.into_u64());
             match metadata {
-                Some(metadata) => record::put_metadata(buf, metadata),
-                None => record::put_u64(buf, 0),
+                Some(metadata) => scratch.put_metadata(metadata),
+                None => scratch.put_u64(0),
             }
-            let mut fields = FieldEncoder::new(buf, shared.max_field_bytes);
+            let mut fields = scratch.fields(shared.max_field_bytes);
             values.record(&mut fields);
             let flags = fields.flags();
-            record::finish(buf, flags);
-            shared.append(&slot.buffer, &slot.scratch, ts);
+            shared.append(&slot.buffer, scratch.finish(flags), ts);
         });
     }
 
@@ -218,12 +216,11 @@ where
         }
         self.with_slot(|shared, slot| {
             let ts = shared.now();
-            let buf = &mut slot.scratch;
-            record::begin(buf, kind::FOLLOWS_FROM, ts);
-            record::put_u64(buf, id.into_u64());
-            record::put_u64(buf, follows.into_u64());
-            record::finish(buf, 0);
-            shared.append(&slot.buffer, &slot.scratch, ts);
+            let scratch = &mut slot.scratch;
+            scratch.begin(kind::FOLLOWS_FROM, ts);
+            scratch.put_u64(id.into_u64());
+            scratch.put_u64(follows.into_u64());
+            shared.append(&slot.buffer, scratch.finish(0), ts);
         });
     }
 
@@ -238,15 +235,14 @@ where
                 None => (0, FLAG_EXPLICIT_PARENT),
             };
             let ts = shared.now();
-            let buf = &mut slot.scratch;
-            record::begin(buf, kind::EVENT, ts);
-            record::put_metadata(buf, event.metadata());
-            record::put_u64(buf, span);
-            let mut fields = FieldEncoder::new(buf, shared.max_field_bytes);
+            let scratch = &mut slot.scratch;
+            scratch.begin(kind::EVENT, ts);
+            scratch.put_metadata(event.metadata());
+            scratch.put_u64(span);
+            let mut fields = scratch.fields(shared.max_field_bytes);
             event.record(&mut fields);
             let flags = fields.flags() | explicit;
-            record::finish(buf, flags);
-            shared.append(&slot.buffer, &slot.scratch, ts);
+            shared.append(&slot.buffer, scratch.finish(flags), ts);
         });
     }
 

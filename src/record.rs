@@ -48,53 +48,86 @@ mod tag {
     pub(super) const I128: u8 = 9;
 }
 
-/// Starts a record in `buf` (which is cleared first).
-#[inline]
-pub(crate) fn begin(buf: &mut Vec<u8>, kind: u8, ts: u64) {
-    buf.clear();
-    buf.extend_from_slice(&[0, 0, kind, 0]);
-    buf.extend_from_slice(&ts.to_le_bytes());
+/// A record being encoded: a fixed buffer of [`MAX_RECORD_BYTES`], so writes of fixed size
+/// compile to plain stores, and it never grows.
+pub(crate) struct Scratch {
+    bytes: Box<[u8; MAX_RECORD_BYTES]>,
+    len: usize,
 }
 
-#[inline]
-pub(crate) fn put_u64(buf: &mut Vec<u8>, value: u64) {
-    buf.extend_from_slice(&value.to_le_bytes());
-}
+impl Scratch {
+    pub(crate) fn new() -> Self {
+        Scratch {
+            bytes: Box::new([0; MAX_RECORD_BYTES]),
+            len: 0,
+        }
+    }
 
-#[inline]
-pub(crate) fn put_metadata(buf: &mut Vec<u8>, metadata: &'static Metadata<'static>) {
-    put_u64(buf, metadata as *const Metadata<'static> as usize as u64);
-}
-
-/// Writes the record's length and flags into its header.
-#[inline]
-pub(crate) fn finish(buf: &mut [u8], flags: u8) {
-    let len = buf.len() as u16;
-    buf[0..2].copy_from_slice(&len.to_le_bytes());
-    buf[3] = flags;
-}
-
-/// Visits a `ValueSet`/`Record` and appends `[count][field index, tag, value]...`.
-pub(crate) struct FieldEncoder<'a> {
-    buf: &'a mut Vec<u8>,
-    count_at: usize,
-    max_value_bytes: usize,
-    dropped_fields: bool,
-}
-
-impl<'a> FieldEncoder<'a> {
+    /// Starts a record: the header, with length and flags filled in by [`finish`](Self::finish).
     #[inline]
-    pub(crate) fn new(buf: &'a mut Vec<u8>, max_value_bytes: usize) -> Self {
-        let count_at = buf.len();
-        buf.push(0);
+    pub(crate) fn begin(&mut self, kind: u8, ts: u64) {
+        let t = ts.to_le_bytes();
+        self.bytes[..HEADER_BYTES].copy_from_slice(&[
+            0, 0, kind, 0, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7],
+        ]);
+        self.len = HEADER_BYTES;
+    }
+
+    /// Appends `N` bytes if they fit in the record; the header and ids always do.
+    #[inline]
+    fn put<const N: usize>(&mut self, bytes: [u8; N]) -> bool {
+        let end = self.len + N;
+        if end > MAX_RECORD_BYTES {
+            return false;
+        }
+        self.bytes[self.len..end].copy_from_slice(&bytes);
+        self.len = end;
+        true
+    }
+
+    #[inline]
+    pub(crate) fn put_u64(&mut self, value: u64) {
+        self.put(value.to_le_bytes());
+    }
+
+    #[inline]
+    pub(crate) fn put_metadata(&mut self, metadata: &'static Metadata<'static>) {
+        self.put_u64(metadata as *const Metadata<'static> as usize as u64);
+    }
+
+    /// Writes the record's length and flags into its header and returns the record.
+    #[inline]
+    pub(crate) fn finish(&mut self, flags: u8) -> &[u8] {
+        let len = (self.len as u16).to_le_bytes();
+        self.bytes[0] = len[0];
+        self.bytes[1] = len[1];
+        self.bytes[3] = flags;
+        &self.bytes[..self.len]
+    }
+
+    /// Starts the field list: a count byte, then fields appended by the returned visitor.
+    #[inline]
+    pub(crate) fn fields(&mut self, max_value_bytes: usize) -> FieldEncoder<'_> {
+        let count_at = self.len;
+        self.put([0u8]);
         FieldEncoder {
-            buf,
+            scratch: self,
             count_at,
             max_value_bytes,
             dropped_fields: false,
         }
     }
+}
 
+/// Visits a `ValueSet`/`Record` and appends `[count][field index, tag, value]...`.
+pub(crate) struct FieldEncoder<'a> {
+    scratch: &'a mut Scratch,
+    count_at: usize,
+    max_value_bytes: usize,
+    dropped_fields: bool,
+}
+
+impl FieldEncoder<'_> {
     /// The record flags the visit produced.
     #[inline]
     pub(crate) fn flags(&self) -> u8 {
@@ -109,20 +142,66 @@ impl<'a> FieldEncoder<'a> {
     /// fit.
     #[inline]
     fn start_field(&mut self, field: &field::Field, tag: u8, value_bytes: usize) -> bool {
-        if self.buf.len() + 2 + value_bytes > MAX_RECORD_BYTES {
+        if self.scratch.len + 2 + value_bytes > MAX_RECORD_BYTES {
             self.dropped_fields = true;
             return false;
         }
-        self.buf[self.count_at] += 1;
-        self.buf.push(field.index() as u8);
-        self.buf.push(tag);
+        self.scratch.bytes[self.count_at] += 1;
+        self.scratch.put([field.index() as u8, tag]);
         true
     }
 
+    /// Appends a field with an 8-byte value in one write.
     #[inline]
-    fn fixed(&mut self, field: &field::Field, tag: u8, bytes: &[u8]) {
-        if self.start_field(field, tag, bytes.len()) {
-            self.buf.extend_from_slice(bytes);
+    fn word(&mut self, field: &field::Field, tag: u8, v: [u8; 8]) {
+        let entry = [
+            field.index() as u8,
+            tag,
+            v[0],
+            v[1],
+            v[2],
+            v[3],
+            v[4],
+            v[5],
+            v[6],
+            v[7],
+        ];
+        self.entry(entry);
+    }
+
+    /// Appends a whole `[index, tag, value]` entry, or flags the record if it does not fit.
+    #[inline]
+    fn entry<const N: usize>(&mut self, entry: [u8; N]) {
+        if self.scratch.put(entry) {
+            self.scratch.bytes[self.count_at] += 1;
+        } else {
+            self.dropped_fields = true;
+        }
+    }
+
+    #[inline]
+    fn fixed<const N: usize>(&mut self, field: &field::Field, tag: u8, bytes: [u8; N]) {
+        if self.start_field(field, tag, N) {
+            self.scratch.put(bytes);
+        }
+    }
+
+    /// Appends `text`, cut to `max_value_bytes` at a character boundary.
+    fn text(&mut self, field: &field::Field, text: &str) {
+        let mut len = text.len().min(self.max_value_bytes);
+        while !text.is_char_boundary(len) {
+            len -= 1;
+        }
+        let tag = if len < text.len() {
+            tag::STR_TRUNCATED
+        } else {
+            tag::STR
+        };
+        if self.start_field(field, tag, 2 + len) {
+            self.scratch.put((len as u16).to_le_bytes());
+            let at = self.scratch.len;
+            self.scratch.bytes[at..at + len].copy_from_slice(&text.as_bytes()[..len]);
+            self.scratch.len += len;
         }
     }
 }
@@ -130,48 +209,36 @@ impl<'a> FieldEncoder<'a> {
 impl Visit for FieldEncoder<'_> {
     #[inline]
     fn record_u64(&mut self, field: &field::Field, value: u64) {
-        self.fixed(field, tag::U64, &value.to_le_bytes());
+        self.word(field, tag::U64, value.to_le_bytes());
     }
 
     #[inline]
     fn record_i64(&mut self, field: &field::Field, value: i64) {
-        self.fixed(field, tag::I64, &value.to_le_bytes());
+        self.word(field, tag::I64, value.to_le_bytes());
     }
 
     #[inline]
     fn record_f64(&mut self, field: &field::Field, value: f64) {
-        self.fixed(field, tag::F64, &value.to_le_bytes());
+        self.word(field, tag::F64, value.to_le_bytes());
     }
 
     #[inline]
     fn record_bool(&mut self, field: &field::Field, value: bool) {
         let tag = if value { tag::TRUE } else { tag::FALSE };
-        self.fixed(field, tag, &[]);
+        self.entry([field.index() as u8, tag]);
     }
 
     fn record_u128(&mut self, field: &field::Field, value: u128) {
-        self.fixed(field, tag::U128, &value.to_le_bytes());
+        self.fixed(field, tag::U128, value.to_le_bytes());
     }
 
     fn record_i128(&mut self, field: &field::Field, value: i128) {
-        self.fixed(field, tag::I128, &value.to_le_bytes());
+        self.fixed(field, tag::I128, value.to_le_bytes());
     }
 
     #[inline]
     fn record_str(&mut self, field: &field::Field, value: &str) {
-        let mut len = value.len().min(self.max_value_bytes);
-        while !value.is_char_boundary(len) {
-            len -= 1;
-        }
-        let tag = if len < value.len() {
-            tag::STR_TRUNCATED
-        } else {
-            tag::STR
-        };
-        if self.start_field(field, tag, 2 + len) {
-            self.buf.extend_from_slice(&(len as u16).to_le_bytes());
-            self.buf.extend_from_slice(&value.as_bytes()[..len]);
-        }
+        self.text(field, value);
     }
 
     fn record_error(&mut self, field: &field::Field, value: &(dyn std::error::Error + 'static)) {
@@ -180,49 +247,52 @@ impl Visit for FieldEncoder<'_> {
 
     #[inline]
     fn record_debug(&mut self, field: &field::Field, value: &dyn fmt::Debug) {
-        if !self.start_field(field, tag::STR, 2 + self.max_value_bytes.min(16)) {
+        if !self.start_field(field, tag::STR, 2) {
             return;
         }
-        let tag_at = self.buf.len() - 1;
-        let len_at = self.buf.len();
-        self.buf.extend_from_slice(&[0, 0]);
-        let room = self.max_value_bytes.min(MAX_RECORD_BYTES - self.buf.len());
+        let tag_at = self.scratch.len - 1;
+        let len_at = self.scratch.len;
+        self.scratch.put([0u8, 0]);
+        let start = self.scratch.len;
+        let end = (start + self.max_value_bytes).min(MAX_RECORD_BYTES);
         let mut writer = CappedWriter {
-            buf: self.buf,
-            room,
+            buf: &mut self.scratch.bytes[start..end],
+            len: 0,
             truncated: false,
         };
         // An `Err` here only means the writer stopped taking text at the cap.
         let _ = fmt::write(&mut writer, format_args!("{value:?}"));
-        if writer.truncated {
-            self.buf[tag_at] = tag::STR_TRUNCATED;
+        let (written, truncated) = (writer.len, writer.truncated);
+        if truncated {
+            self.scratch.bytes[tag_at] = tag::STR_TRUNCATED;
         }
-        let len = (self.buf.len() - len_at - 2) as u16;
-        self.buf[len_at..len_at + 2].copy_from_slice(&len.to_le_bytes());
+        self.scratch.bytes[len_at..len_at + 2].copy_from_slice(&(written as u16).to_le_bytes());
+        self.scratch.len = start + written;
     }
 }
 
-/// A `fmt::Write` that appends at most `room` bytes, cut at a character boundary.
+/// A `fmt::Write` into a fixed slice that keeps what fits, cut at a character boundary.
 struct CappedWriter<'a> {
-    buf: &'a mut Vec<u8>,
-    room: usize,
+    buf: &'a mut [u8],
+    len: usize,
     truncated: bool,
 }
 
 impl fmt::Write for CappedWriter<'_> {
     #[inline]
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        if s.len() <= self.room {
-            self.buf.extend_from_slice(s.as_bytes());
-            self.room -= s.len();
+        let room = self.buf.len() - self.len;
+        if s.len() <= room {
+            self.buf[self.len..self.len + s.len()].copy_from_slice(s.as_bytes());
+            self.len += s.len();
             return Ok(());
         }
-        let mut len = self.room;
-        while !s.is_char_boundary(len) {
-            len -= 1;
+        let mut take = room;
+        while !s.is_char_boundary(take) {
+            take -= 1;
         }
-        self.buf.extend_from_slice(&s.as_bytes()[..len]);
-        self.room = 0;
+        self.buf[self.len..self.len + take].copy_from_slice(&s.as_bytes()[..take]);
+        self.len += take;
         self.truncated = true;
         Err(fmt::Error)
     }
