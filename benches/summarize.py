@@ -6,9 +6,10 @@ import pathlib
 import sys
 
 root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "target/criterion")
-SETUPS = ["floor", "fmt_sink", "chrome_sink", "flight_recorder", "blackbox"]
+SETUPS = ["floor", "lower_bound", "fmt_sink", "chrome_sink", "flight_recorder", "blackbox"]
 LABELS = {
     "floor": "Registry + no-op layer (floor)",
+    "lower_bound": "lower bound: clock read + field values taken, nothing stored",
     "fmt_sink": "`fmt::layer()` → `io::sink`",
     "chrome_sink": "tracing-chrome 0.7 → `io::sink` (emitting thread)",
     "flight_recorder": "tracing-flight-recorder 0.3 (capacity 1000)",
