@@ -223,3 +223,43 @@ fn handles_are_send_sync_clone() {
     assert!(!recorder.is_recording());
     assert!(format!("{recorder:?}").contains("FlightRecorder"));
 }
+
+#[test]
+fn a_dump_file_is_complete_whenever_it_is_visible() {
+    let (dispatch, recorder) = recorder_with(4 << 20);
+    tracing::dispatcher::with_default(&dispatch, || {
+        for i in 0..30_000u64 {
+            info!(i, text = "some payload to make the dump larger", "filler");
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let checked = std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| {
+            let mut checked = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                for name in entries(dir.path()) {
+                    if name.ends_with(".json") {
+                        // Anything that looks like a dump parses whole.
+                        let bytes = std::fs::read(dir.path().join(&name)).unwrap();
+                        serde_json::from_slice::<serde_json::Value>(&bytes)
+                            .unwrap_or_else(|e| panic!("{name} visible but incomplete: {e}"));
+                        checked += 1;
+                    } else {
+                        assert!(name.ends_with(".tmp"), "unexpected file {name}");
+                    }
+                }
+            }
+            checked
+        });
+        for n in 0..5 {
+            recorder
+                .dump_to_dir(dir.path(), &format!("run{n}"))
+                .unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        watcher.join().unwrap()
+    });
+    assert!(checked > 0, "the watcher saw finished dumps");
+    assert_eq!(entries(dir.path()).len(), 5);
+}
