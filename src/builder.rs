@@ -59,8 +59,9 @@ impl Default for Builder {
 
 impl Builder {
     /// Hard cap on the recorder's allocated record storage, in bytes (default 10 MiB). Memory
-    /// is allocated as history needs it, in chunks of about `max_bytes / 64`; when the cap is
-    /// reached the oldest chunk of any thread is reused.
+    /// is allocated as history needs it, in chunks (`max_bytes / 64` rounded up to a power of
+    /// two, between 16 KiB and 1 MiB; 256 KiB for the default); when the cap is reached the
+    /// oldest chunk of any thread is reused.
     pub fn max_bytes(mut self, bytes: usize) -> Self {
         self.max_bytes = bytes;
         self
