@@ -8,12 +8,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 
 use crate::builder::Builder;
 use crate::chrome::{self, DumpContext};
 use crate::error::{DumpError, DumpStage};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Capture, Snapshot, Timebase};
 use crate::storage::{Storage, StorageLimits, ThreadBuffer, lock};
 
 /// What the builder decided.
@@ -29,12 +29,8 @@ pub(crate) struct Settings {
 pub(crate) struct Shared {
     pub(crate) id: u64,
     pub(crate) storage: Storage,
-    pub(crate) clock: quanta::Clock,
-    /// Clock reading and wall-clock time taken together once: timestamp zero of every dump.
-    pub(crate) anchor_raw: u64,
-    pub(crate) anchor_wall: DateTime<Utc>,
+    pub(crate) timebase: Timebase,
     pub(crate) max_field_bytes: usize,
-    pub(crate) min_age: Duration,
     recording: AtomicBool,
     dropped: AtomicU64,
     /// Serializes dumps: one encodes at a time, the next waits.
@@ -54,11 +50,14 @@ impl Shared {
                 chunk_bytes: settings.chunk_bytes,
                 min_age_nanos: u64::try_from(settings.min_age.as_nanos()).unwrap_or(u64::MAX),
             }),
-            clock,
-            anchor_raw,
-            anchor_wall,
+            timebase: Timebase {
+                clock,
+                anchor_raw,
+                anchor_wall,
+                max_bytes: settings.max_bytes,
+                min_age: settings.min_age,
+            },
             max_field_bytes: settings.max_field_bytes,
-            min_age: settings.min_age,
             recording: AtomicBool::new(settings.recording),
             dropped: AtomicU64::new(0),
             dump_lock: Mutex::new(()),
@@ -72,16 +71,11 @@ impl Shared {
 
     #[inline]
     pub(crate) fn now(&self) -> u64 {
-        self.clock.raw()
+        self.timebase.clock.raw()
     }
 
     pub(crate) fn count_dropped(&self) {
         self.dropped.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Nanoseconds from the anchor to a raw clock reading.
-    pub(crate) fn nanos_since_anchor(&self, raw: u64) -> u64 {
-        self.clock.delta_as_nanos(self.anchor_raw, raw)
     }
 
     #[inline]
@@ -92,17 +86,25 @@ impl Shared {
         let appended = self
             .storage
             .append_slow(buffer, record, ts, self.now(), |from, to| {
-                self.clock.delta_as_nanos(from, to)
+                self.timebase.clock.delta_as_nanos(from, to)
             });
         if !appended {
             self.count_dropped();
         }
     }
 
-    pub(crate) fn snapshot(&self) -> Snapshot {
+    /// Copies the chunks and counters now; decoding comes later, on whichever thread dumps.
+    pub(crate) fn capture(&self) -> Capture {
         let raw = self.storage.snapshot();
-        let end = self.now();
-        Snapshot::decode(self, raw, end, self.dropped.load(Ordering::Relaxed))
+        Capture {
+            raw,
+            end_raw: self.now(),
+            dropped: self.dropped.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        Snapshot::decode(&self.timebase, self.capture())
     }
 }
 
@@ -138,7 +140,7 @@ impl fmt::Debug for FlightRecorder {
             .field("id", &self.shared.id)
             .field("recording", &self.is_recording())
             .field("max_bytes", &self.shared.storage.limits().max_bytes)
-            .field("min_age", &self.shared.min_age)
+            .field("min_age", &self.shared.timebase.min_age)
             .finish_non_exhaustive()
     }
 }

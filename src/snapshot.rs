@@ -15,7 +15,6 @@ use tracing_core::Metadata;
 use crate::record::{
     FLAG_EXPLICIT_PARENT, FLAG_FIELDS_DROPPED, Field, RawBody, RawRecord, RecordReader, kind,
 };
-use crate::recorder::Shared;
 use crate::storage::RawSnapshot;
 
 /// High bit of ids given to spans whose creation was evicted before the snapshot.
@@ -141,8 +140,39 @@ pub struct Snapshot {
     pub allocated_bytes: usize,
 }
 
+/// What decoding needs besides the chunks: the clock, the anchor and the configuration.
+#[derive(Clone)]
+pub(crate) struct Timebase {
+    pub(crate) clock: quanta::Clock,
+    /// Clock reading and wall-clock time taken together once: timestamp zero of every dump.
+    pub(crate) anchor_raw: u64,
+    pub(crate) anchor_wall: DateTime<Utc>,
+    pub(crate) max_bytes: usize,
+    pub(crate) min_age: Duration,
+}
+
+impl Timebase {
+    /// Nanoseconds from the anchor to a raw clock reading.
+    pub(crate) fn nanos_since_anchor(&self, raw: u64) -> u64 {
+        self.clock.delta_as_nanos(self.anchor_raw, raw)
+    }
+}
+
+/// Chunks and counters copied at one instant, not yet decoded.
+pub(crate) struct Capture {
+    pub(crate) raw: RawSnapshot,
+    /// Clock reading of the snapshot.
+    pub(crate) end_raw: u64,
+    pub(crate) dropped: u64,
+}
+
 impl Snapshot {
-    pub(crate) fn decode(shared: &Shared, raw: RawSnapshot, end_raw: u64, dropped: u64) -> Self {
+    pub(crate) fn decode(timebase: &Timebase, capture: Capture) -> Self {
+        let Capture {
+            raw,
+            end_raw,
+            dropped,
+        } = capture;
         let mut per_thread: Vec<Vec<Option<RawRecord>>> = Vec::with_capacity(raw.threads.len());
         let mut threads = Vec::with_capacity(raw.threads.len());
         for thread in &raw.threads {
@@ -195,13 +225,13 @@ impl Snapshot {
             let fields_dropped = flags & FLAG_FIELDS_DROPPED != 0;
             records.push(Record {
                 tid: threads[t].tid,
-                timestamp_ns: shared.nanos_since_anchor(ts),
+                timestamp_ns: timebase.nanos_since_anchor(ts),
                 kind: resolver.resolve(raw_record, flags),
                 fields_dropped,
             });
         }
 
-        let window_end_ns = shared.nanos_since_anchor(end_raw);
+        let window_end_ns = timebase.nanos_since_anchor(end_raw);
         let window_start_ns = records
             .first()
             .map_or(window_end_ns, |r| r.timestamp_ns.min(window_end_ns));
@@ -215,11 +245,11 @@ impl Snapshot {
                 dropped,
                 retained,
             },
-            anchor: shared.anchor_wall,
+            anchor: timebase.anchor_wall,
             window_start_ns,
             window_end_ns,
-            max_bytes: shared.storage.limits().max_bytes,
-            min_age: shared.min_age,
+            max_bytes: timebase.max_bytes,
+            min_age: timebase.min_age,
             allocated_bytes: raw.allocated_bytes,
         }
     }
