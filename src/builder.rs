@@ -1,8 +1,10 @@
 //! The fallible builder.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::dump::{DumpConfig, DumpOutcome};
 use crate::error::BuildError;
 use crate::layer::FlightRecorderLayer;
 use crate::recorder::{FlightRecorder, Settings, Shared};
@@ -44,6 +46,7 @@ pub struct Builder {
     min_age: Duration,
     max_field_len: usize,
     recording: bool,
+    dumps: DumpConfig,
 }
 
 impl Default for Builder {
@@ -53,6 +56,7 @@ impl Default for Builder {
             min_age: DEFAULT_MIN_AGE,
             max_field_len: DEFAULT_MAX_FIELD_LEN,
             recording: true,
+            dumps: DumpConfig::default(),
         }
     }
 }
@@ -88,6 +92,62 @@ impl Builder {
         self
     }
 
+    /// Directory for triggered dumps (default `./blackbox-dumps`), created when needed.
+    pub fn dump_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dumps.dir = dir.into();
+        self
+    }
+
+    /// At most one triggered dump per `interval` (default 1 minute; zero turns the limit off).
+    /// Triggers within the interval are counted, and the next dump reports how many in
+    /// `otherData.suppressed`. Manual, signal and HTTP dumps are never limited.
+    pub fn cooldown(mut self, interval: Duration) -> Self {
+        self.dumps.cooldown = interval;
+        self
+    }
+
+    /// How many triggered dumps may wait for the dump thread (default 16). Triggers beyond
+    /// that are counted as suppressed, never silently lost.
+    pub fn max_queued_dumps(mut self, dumps: usize) -> Self {
+        self.dumps.queue_capacity = dumps;
+        self
+    }
+
+    /// Keeps at most `files` of this recorder's dumps in a directory, deleting the oldest
+    /// (never the one just written, never a file the recorder did not write).
+    pub fn keep_files(mut self, files: usize) -> Self {
+        self.dumps.keep_files = Some(files);
+        self
+    }
+
+    /// Keeps at most `bytes` of this recorder's dumps in a directory, deleting the oldest
+    /// (never the one just written, never a file the recorder did not write).
+    pub fn keep_bytes(mut self, bytes: u64) -> Self {
+        self.dumps.keep_bytes = Some(bytes);
+        self
+    }
+
+    /// Keeps only the dumps of the `n` slowest slow-span breaches seen: a breach faster than
+    /// all `n` kept is not dumped (counted as suppressed), a slower one replaces the fastest.
+    pub fn keep_slowest(mut self, n: usize) -> Self {
+        self.dumps.keep_slowest = Some(n);
+        self
+    }
+
+    /// Writes dump files gzipped, as `.json.gz` (Perfetto opens them as they are).
+    #[cfg(feature = "gzip")]
+    pub fn gzip(mut self, on: bool) -> Self {
+        self.dumps.gzip = on;
+        self
+    }
+
+    /// Calls `callback` after every dump file, written or failed: path, bytes, reason, time
+    /// taken and error. Triggered dumps call it on the dump thread; keep it short.
+    pub fn on_dump(mut self, callback: impl Fn(&DumpOutcome) + Send + Sync + 'static) -> Self {
+        self.dumps.on_dump = Some(Arc::new(callback));
+        self
+    }
+
     /// Checks the configuration and creates the layer and its handle.
     pub fn build(self) -> Result<(FlightRecorderLayer, FlightRecorder), BuildError> {
         if self.max_bytes < MIN_MAX_BYTES {
@@ -105,6 +165,20 @@ impl Builder {
         if self.min_age.is_zero() || self.min_age > MAX_MIN_AGE {
             return Err(BuildError::InvalidMinAge {
                 given: self.min_age,
+            });
+        }
+        for (setting, value) in [
+            ("max_queued_dumps", Some(self.dumps.queue_capacity)),
+            ("keep_files", self.dumps.keep_files),
+            ("keep_slowest", self.dumps.keep_slowest),
+        ] {
+            if value == Some(0) {
+                return Err(BuildError::Zero { setting });
+            }
+        }
+        if self.dumps.keep_bytes == Some(0) {
+            return Err(BuildError::Zero {
+                setting: "keep_bytes",
             });
         }
         if self.max_field_len == 0 || self.max_field_len > MAX_FIELD_LEN_LIMIT {
@@ -127,6 +201,7 @@ impl Builder {
             chunk_bytes,
             max_field_bytes: self.max_field_len,
             recording: self.recording,
+            dumps: self.dumps,
         }));
         Ok((
             FlightRecorderLayer::new(Arc::clone(&shared)),

@@ -24,14 +24,36 @@ const EVICTED_SPAN_NAME: &str = "(span created before the window)";
 #[derive(Debug, Clone)]
 pub(crate) struct DumpContext {
     pub(crate) reason: String,
+    /// The span whose latency triggered the dump.
+    pub(crate) trigger: Option<TriggerInfo>,
+    /// Triggers suppressed (cooldown, full queue, top-N) since the previous triggered dump.
+    pub(crate) suppressed: u64,
 }
 
 impl DumpContext {
     pub(crate) fn manual() -> Self {
+        Self::reason("manual")
+    }
+
+    pub(crate) fn reason(reason: &str) -> Self {
         DumpContext {
-            reason: "manual".to_owned(),
+            reason: reason.to_owned(),
+            trigger: None,
+            suppressed: 0,
         }
     }
+}
+
+/// A slow span that triggered a dump.
+#[derive(Debug, Clone)]
+pub(crate) struct TriggerInfo {
+    pub(crate) span_name: &'static str,
+    /// The recorder's id of the span.
+    pub(crate) span_id: u64,
+    pub(crate) duration_nanos: u64,
+    pub(crate) threshold_nanos: u64,
+    /// `wall` or `busy`.
+    pub(crate) timing: &'static str,
 }
 
 #[derive(Default)]
@@ -119,7 +141,7 @@ pub(crate) fn write<W: Write>(
     };
     {
         let mut out = BufWriter::with_capacity(64 << 10, &mut counting);
-        Encoder::new(snapshot).write(context, &mut out)?;
+        Encoder::new(snapshot, context).write(context, &mut out)?;
         out.flush()?;
     }
     Ok(counting.count)
@@ -131,16 +153,19 @@ struct Encoder<'a> {
     timelines: HashMap<u64, Timeline>,
     repairs: Repairs,
     pid: u32,
+    /// The span that triggered the dump, marked `"trigger": true`.
+    trigger_span: Option<u64>,
 }
 
 impl<'a> Encoder<'a> {
-    fn new(snapshot: &'a Snapshot) -> Self {
+    fn new(snapshot: &'a Snapshot, context: &DumpContext) -> Self {
         let mut encoder = Encoder {
             snapshot,
             spans: HashMap::new(),
             timelines: HashMap::new(),
             repairs: Repairs::default(),
             pid: std::process::id(),
+            trigger_span: context.trigger.as_ref().map(|t| t.span_id),
         };
         encoder.collect_spans();
         encoder.build_timelines();
@@ -357,6 +382,7 @@ impl<'a> Encoder<'a> {
                     (flags.incomplete, "incomplete"),
                     (flags.repaired, "repaired"),
                     (flags.start_evicted, "start_evicted"),
+                    (self.trigger_span == Some(span), "trigger"),
                 ] {
                     if flag {
                         write!(w, ",\"{name}\":true")?;
@@ -388,6 +414,9 @@ impl<'a> Encoder<'a> {
                     write_location(w, metadata)?;
                 } else {
                     w.write_all(b",\"start_evicted\":true")?;
+                }
+                if self.trigger_span == Some(span) {
+                    w.write_all(b",\"trigger\":true")?;
                 }
                 if !info.follows.is_empty() {
                     w.write_all(b",\"follows_from\":[")?;
@@ -473,7 +502,7 @@ impl<'a> Encoder<'a> {
         let micros_value = |ns: u64| {
             serde_json::Number::from_f64(ns as f64 / 1000.0).map_or(Value::Null, Value::Number)
         };
-        let data = serde_json::json!({
+        let mut data = serde_json::json!({
             "format": "tracing-blackbox",
             "version": FORMAT_VERSION,
             "crate_version": env!("CARGO_PKG_VERSION"),
@@ -492,7 +521,24 @@ impl<'a> Encoder<'a> {
             "retained": s.counters.retained,
             "repaired_exits": self.repairs.out_of_order_exits,
             "evicted_enters": self.repairs.evicted_enters,
+            "suppressed": context.suppressed,
         });
+        if let Some(trigger) = &context.trigger {
+            let fields: serde_json::Map<String, Value> = self
+                .span(trigger.span_id)
+                .fields
+                .iter()
+                .map(|f| (f.name.to_owned(), field_json(&f.value)))
+                .collect();
+            data["trigger"] = serde_json::json!({
+                "span": trigger.span_name,
+                "span_id": trigger.span_id,
+                "fields": fields,
+                "duration_ms": trigger.duration_nanos as f64 / 1e6,
+                "threshold_ms": trigger.threshold_nanos as f64 / 1e6,
+                "timing": trigger.timing,
+            });
+        }
         serde_json::to_writer(w, &data).map_err(io::Error::from)
     }
 }
@@ -612,6 +658,18 @@ fn json_value(w: &mut impl Write, value: &FieldValue) -> io::Result<()> {
         FieldValue::Str(v) => serde_json::to_writer(w, v),
     };
     result.map_err(io::Error::from)
+}
+
+fn field_json(value: &FieldValue) -> Value {
+    match value {
+        FieldValue::U64(v) => Value::from(*v),
+        FieldValue::I64(v) => Value::from(*v),
+        FieldValue::U128(v) => serde_json::to_value(v).unwrap_or(Value::Null),
+        FieldValue::I128(v) => serde_json::to_value(v).unwrap_or(Value::Null),
+        FieldValue::F64(v) => Value::from(*v),
+        FieldValue::Bool(v) => Value::from(*v),
+        FieldValue::Str(v) => Value::from(v.as_str()),
+    }
 }
 
 fn json_str(w: &mut impl Write, text: &str) -> io::Result<()> {

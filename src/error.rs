@@ -3,6 +3,7 @@
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Why [`Builder::build`](crate::Builder::build) refused a configuration.
@@ -33,6 +34,11 @@ pub enum BuildError {
         /// The value given.
         given: usize,
     },
+    /// A count that must be at least one was zero.
+    Zero {
+        /// The builder setting.
+        setting: &'static str,
+    },
 }
 
 impl fmt::Display for BuildError {
@@ -55,6 +61,7 @@ impl fmt::Display for BuildError {
                 "max_field_len is {given} bytes; it must be between 1 and {}",
                 crate::MAX_FIELD_LEN_LIMIT
             ),
+            BuildError::Zero { setting } => write!(f, "{setting} must be at least 1"),
         }
     }
 }
@@ -88,11 +95,11 @@ impl fmt::Display for DumpStage {
 
 /// A dump that could not be written. Nothing is left behind: no temporary file, no partial
 /// dump; recording goes on.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct DumpError {
     stage: DumpStage,
     path: PathBuf,
-    source: io::Error,
+    source: Arc<io::Error>,
 }
 
 impl DumpError {
@@ -100,7 +107,7 @@ impl DumpError {
         DumpError {
             stage,
             path: path.into(),
-            source,
+            source: Arc::new(source),
         }
     }
 
@@ -134,6 +141,6 @@ impl fmt::Display for DumpError {
 
 impl std::error::Error for DumpError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
+        Some(&*self.source)
     }
 }

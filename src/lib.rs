@@ -9,6 +9,7 @@
 
 mod builder;
 mod chrome;
+mod dump;
 mod error;
 mod layer;
 mod record;
@@ -22,8 +23,12 @@ pub use builder::{
     MAX_MAX_BYTES, MIN_MAX_BYTES,
 };
 pub use chrome::FORMAT_VERSION;
+pub use dump::{
+    DEFAULT_COOLDOWN, DEFAULT_DUMP_DIR, DEFAULT_QUEUE_CAPACITY, DumpInfo, DumpOutcome,
+    TriggerOutcome,
+};
 pub use error::{BuildError, DumpError, DumpStage};
 pub use layer::FlightRecorderLayer;
 pub use record::{Field, FieldValue, TRUNCATION_MARKER};
-pub use recorder::{DumpInfo, FlightRecorder};
+pub use recorder::FlightRecorder;
 pub use snapshot::{Counters, ORPHAN_SPAN_BIT, Record, RecordKind, Snapshot, ThreadInfo};

@@ -1,0 +1,237 @@
+//! Triggered dumps: the dump thread, cooldown, queue, flush, retention, reporting.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tracing::info;
+use tracing_blackbox::{DumpOutcome, FlightRecorder, TriggerOutcome};
+
+fn dumps_in(dir: &Path) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| entries.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    paths.sort();
+    paths
+}
+
+fn load(path: &Path) -> common::Dump {
+    let dump = common::Dump {
+        json: serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap(),
+    };
+    common::check_invariants(&dump);
+    dump
+}
+
+#[test]
+fn a_user_trigger_writes_a_dump_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let (layer, recorder) = FlightRecorder::builder()
+        .dump_dir(dir.path())
+        .build()
+        .unwrap();
+    let dispatch = common::dispatch(layer);
+    tracing::dispatcher::with_default(&dispatch, || {
+        info!("before the trigger");
+        assert_eq!(recorder.trigger("payment failed!"), TriggerOutcome::Queued);
+        info!("after the trigger");
+    });
+    recorder.flush();
+    let files = dumps_in(dir.path());
+    assert_eq!(files.len(), 1, "{files:?}");
+    let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        name.starts_with("payment_failed__") && name.ends_with(".json"),
+        "{name}"
+    );
+    let dump = load(&files[0]);
+    assert_eq!(dump.other("reason"), "payment failed!");
+    let names: Vec<_> = dump.phase("i").map(|e| e["name"].clone()).collect();
+    assert_eq!(
+        names,
+        ["before the trigger"],
+        "the snapshot was taken at the trigger"
+    );
+}
+
+#[test]
+fn the_cooldown_suppresses_and_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_layer, recorder) = FlightRecorder::builder()
+        .dump_dir(dir.path())
+        .cooldown(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    assert_eq!(recorder.trigger("first"), TriggerOutcome::Queued);
+    assert_eq!(recorder.trigger("second"), TriggerOutcome::Suppressed);
+    assert_eq!(recorder.trigger("third"), TriggerOutcome::Suppressed);
+    // Manual dumps are never limited.
+    recorder.dump_to_dir(dir.path(), "manual").unwrap();
+    std::thread::sleep(Duration::from_millis(350));
+    assert_eq!(recorder.trigger("fourth"), TriggerOutcome::Queued);
+    recorder.flush();
+    let files = dumps_in(dir.path());
+    assert_eq!(files.len(), 3, "{files:?}");
+    let fourth = files
+        .iter()
+        .find(|p| p.to_string_lossy().contains("fourth"))
+        .unwrap();
+    assert_eq!(load(fourth).counter("suppressed"), 2);
+    let first = files
+        .iter()
+        .find(|p| p.to_string_lossy().contains("first"))
+        .unwrap();
+    assert_eq!(load(first).counter("suppressed"), 0);
+}
+
+#[test]
+fn without_a_cooldown_every_trigger_gets_a_dump_or_is_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_layer, recorder) = FlightRecorder::builder()
+        .dump_dir(dir.path())
+        .cooldown(Duration::ZERO)
+        .max_queued_dumps(4)
+        .build()
+        .unwrap();
+    let outcomes: Vec<_> = (0..12)
+        .map(|n| recorder.trigger(&format!("burst{n}")))
+        .collect();
+    recorder.flush();
+    let queued = outcomes
+        .iter()
+        .filter(|o| **o == TriggerOutcome::Queued)
+        .count();
+    let files = dumps_in(dir.path());
+    assert_eq!(files.len(), queued, "each queued trigger has its dump");
+    assert!(
+        queued >= 4,
+        "at least a full queue's worth were written: {queued}"
+    );
+    // Whatever was suppressed is reported by a later dump.
+    assert_eq!(recorder.trigger("after"), TriggerOutcome::Queued);
+    recorder.flush();
+    let after = dumps_in(dir.path())
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains("after"))
+        .unwrap();
+    assert_eq!(load(&after).counter("suppressed") as usize, 12 - queued);
+}
+
+#[test]
+fn retention_keeps_the_newest_files_and_only_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("someone_elses.json"), b"{}").unwrap();
+    let (_layer, recorder) = FlightRecorder::builder()
+        .dump_dir(dir.path())
+        .cooldown(Duration::ZERO)
+        .keep_files(3)
+        .build()
+        .unwrap();
+    for n in 0..7 {
+        recorder.trigger(&format!("t{n}"));
+        recorder.flush();
+    }
+    let names: Vec<String> = dumps_in(dir.path())
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 4, "{names:?}");
+    assert!(names.contains(&"someone_elses.json".to_owned()));
+    for kept in ["t4_", "t5_", "t6_"] {
+        assert!(
+            names.iter().any(|n| n.starts_with(kept)),
+            "{kept} kept: {names:?}"
+        );
+    }
+}
+
+#[test]
+fn retention_by_bytes_never_deletes_the_file_just_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let (layer, recorder) = FlightRecorder::builder()
+        .dump_dir(dir.path())
+        .cooldown(Duration::ZERO)
+        .keep_bytes(1)
+        .build()
+        .unwrap();
+    let dispatch = common::dispatch(layer);
+    tracing::dispatcher::with_default(&dispatch, || info!("some content"));
+    for n in 0..3 {
+        recorder.trigger(&format!("b{n}"));
+        recorder.flush();
+    }
+    let files = dumps_in(dir.path());
+    assert_eq!(files.len(), 1);
+    assert!(files[0].to_string_lossy().contains("b2_"));
+}
+
+#[test]
+fn on_dump_reports_successes_and_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("blocker");
+    std::fs::write(&blocker, b"a file where the directory should be").unwrap();
+    let seen: Arc<Mutex<Vec<DumpOutcome>>> = Arc::default();
+    let (layer, recorder) = FlightRecorder::builder()
+        .dump_dir(blocker.join("dumps"))
+        .cooldown(Duration::ZERO)
+        .on_dump({
+            let seen = Arc::clone(&seen);
+            move |outcome| seen.lock().unwrap().push(outcome.clone())
+        })
+        .build()
+        .unwrap();
+    let dispatch = common::dispatch(layer);
+    tracing::dispatcher::with_default(&dispatch, || {
+        info!("one");
+        assert_eq!(recorder.trigger("doomed"), TriggerOutcome::Queued);
+        recorder.flush();
+        info!("recording goes on");
+    });
+    let error = recorder.last_dump_error().expect("the failure is kept");
+    assert_eq!(error.stage(), tracing_blackbox::DumpStage::CreateDir);
+    recorder.dump_to_dir(dir.path(), "fine").unwrap();
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].reason, "doomed");
+    assert!(seen[0].error.is_some() && seen[0].bytes == 0);
+    assert_eq!(seen[1].reason, "manual");
+    assert!(seen[1].error.is_none() && seen[1].bytes > 0);
+    assert!(seen[1].path.exists());
+    assert_eq!(common::dump(&recorder).phase("i").count(), 2);
+}
+
+#[test]
+fn hostile_reasons_stay_inside_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let inner = dir.path().join("inner");
+    let (_layer, recorder) = FlightRecorder::builder()
+        .dump_dir(&inner)
+        .cooldown(Duration::ZERO)
+        .build()
+        .unwrap();
+    for reason in [
+        "../../etc/passwd",
+        "/abs/path",
+        "..",
+        "a\u{0}b",
+        &"x".repeat(500),
+        "GET /users?id=1",
+    ] {
+        recorder.trigger(reason);
+    }
+    recorder.flush();
+    let files = dumps_in(&inner);
+    assert_eq!(files.len(), 6);
+    assert_eq!(dumps_in(dir.path()), [inner.clone()], "nothing outside");
+    for file in files {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.len() < 120, "{name}");
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)),
+            "{name}"
+        );
+    }
+}
