@@ -141,7 +141,7 @@ struct DumperInner {
 /// Owns the dump thread (started on the first triggered dump) and the dump bookkeeping.
 pub(crate) struct Dumper {
     inner: Arc<DumperInner>,
-    sender: Mutex<Option<SyncSender<Job>>>,
+    sender: Mutex<Option<SyncSender<Box<Job>>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -176,13 +176,13 @@ impl Dumper {
         let config = &self.inner.config;
         let (suppressed, slowest_entry) = {
             let mut state = lock(&self.inner.state);
-            if rate_limited && !config.cooldown.is_zero() {
-                if let Some(last) = state.last_accepted
-                    && last.elapsed() < config.cooldown
-                {
-                    state.suppressed += 1;
-                    return TriggerOutcome::Suppressed;
-                }
+            if rate_limited
+                && !config.cooldown.is_zero()
+                && let Some(last) = state.last_accepted
+                && last.elapsed() < config.cooldown
+            {
+                state.suppressed += 1;
+                return TriggerOutcome::Suppressed;
             }
             let slowest_entry = match (config.keep_slowest, &trigger) {
                 (Some(keep), Some(info)) => {
@@ -213,7 +213,7 @@ impl Dumper {
             state.pending += 1;
             (std::mem::take(&mut state.suppressed), slowest_entry)
         };
-        let job = Job {
+        let job = Box::new(Job {
             context: DumpContext {
                 reason: reason.to_owned(),
                 trigger,
@@ -221,7 +221,7 @@ impl Dumper {
             },
             capture: capture(),
             slowest_entry,
-        };
+        });
         match self.send(job) {
             Ok(()) => TriggerOutcome::Queued,
             Err(job) => {
@@ -240,10 +240,10 @@ impl Dumper {
 
     /// Queues a job, starting the dump thread if needed; gives the job back if the queue is
     /// full or the thread cannot be started.
-    fn send(&self, job: Job) -> Result<(), Job> {
+    fn send(&self, job: Box<Job>) -> Result<(), Box<Job>> {
         let mut sender = lock(&self.sender);
         if sender.is_none() {
-            let (tx, rx) = mpsc::sync_channel::<Job>(self.inner.config.queue_capacity);
+            let (tx, rx) = mpsc::sync_channel::<Box<Job>>(self.inner.config.queue_capacity);
             let inner = Arc::clone(&self.inner);
             let spawned = std::thread::Builder::new()
                 .name("blackbox-dumper".to_owned())
@@ -323,7 +323,8 @@ impl Drop for Dumper {
 }
 
 impl DumperInner {
-    fn write_job(&self, job: Job) {
+    fn write_job(&self, job: Box<Job>) {
+        let job = *job;
         let snapshot = Snapshot::decode(&self.timebase, job.capture);
         let label = match &job.context.trigger {
             Some(trigger) => format!("{}_{}", job.context.reason, trigger.span_name),
