@@ -252,7 +252,7 @@ impl Dumper {
                         tracing::subscriber::NoSubscriber::default(),
                         || {
                             for job in rx {
-                                inner.write_job(job);
+                                inner.write_job(*job);
                             }
                         },
                     )
@@ -323,8 +323,7 @@ impl Drop for Dumper {
 }
 
 impl DumperInner {
-    fn write_job(&self, job: Box<Job>) {
-        let job = *job;
+    fn write_job(&self, job: Job) {
         let snapshot = Snapshot::decode(&self.timebase, job.capture);
         let label = match &job.context.trigger {
             Some(trigger) => format!("{}_{}", job.context.reason, trigger.span_name),
