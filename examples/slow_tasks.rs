@@ -1,6 +1,10 @@
 //! The seed's exercise: five tasks each wait a random 0–500 ms; every task that takes 300 ms or
 //! more gets its own dump of the recent past in `./blackbox-dumps/`.
 //!
+//! The recorder's built-in latency trigger does the work: when a `slow_operation` span closes
+//! more than 300 ms after it began, the snapshot is taken right then and a background thread
+//! writes it. The cooldown is off, so every slow task gets its own dump.
+//!
 //! ```text
 //! cargo run --release --example slow_tasks            # a random run (prints its seed)
 //! cargo run --release --example slow_tasks -- --seed 7 # the same run again
@@ -8,8 +12,9 @@
 //! Open a dump at <https://ui.perfetto.dev> ("Open trace file").
 
 use std::process::ExitCode;
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -20,7 +25,6 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 const TASKS: u32 = 5;
 const THRESHOLD: Duration = Duration::from_millis(300);
-const DUMP_DIR: &str = "blackbox-dumps";
 
 /// One task's work: a few steps, then the random wait that makes it slow or not.
 #[instrument]
@@ -69,7 +73,31 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (layer, recorder) = match FlightRecorder::builder().build() {
+    let failures = Arc::new(AtomicUsize::new(0));
+    let built = FlightRecorder::builder()
+        .slow_span_threshold("slow_operation", THRESHOLD)
+        .cooldown(Duration::ZERO)
+        .on_dump({
+            let failures = Arc::clone(&failures);
+            move |dump| {
+                if let Some(slow) = &dump.slow_span {
+                    println!();
+                    println!(
+                        "⚠️  Slow operation detected: {}ms",
+                        slow.duration.as_millis()
+                    );
+                }
+                match &dump.error {
+                    None => println!("📝 Trace saved to: {}", dump.path.display()),
+                    Some(err) => {
+                        failures.fetch_add(1, Ordering::Relaxed);
+                        eprintln!("could not save the trace: {err}");
+                    }
+                }
+            }
+        })
+        .build();
+    let (layer, recorder) = match built {
         Ok(pair) => pair,
         Err(err) => {
             eprintln!("cannot start the flight recorder: {err}");
@@ -81,53 +109,28 @@ fn main() -> ExitCode {
 
     let mut rng = StdRng::seed_from_u64(seed);
     let waits: Vec<u64> = (0..TASKS).map(|_| rng.random_range(0..=500)).collect();
-    let (done, results) = mpsc::channel();
     let tasks: Vec<_> = waits
         .iter()
         .enumerate()
         .map(|(index, &wait_ms)| {
             let task = index as u32 + 1;
             println!("Task {task}: waiting {wait_ms}ms");
-            let done = done.clone();
             std::thread::Builder::new()
                 .name(format!("task-{task}"))
-                .spawn(move || {
-                    let start = Instant::now();
-                    slow_operation(task, wait_ms);
-                    let _ = done.send((task, start.elapsed()));
-                })
+                .spawn(move || slow_operation(task, wait_ms))
                 .expect("spawn a task thread")
         })
         .collect();
-    drop(done);
-
-    // Each slow task gets its own dump, taken right after its span closed.
-    let mut failures = 0;
-    for (task, elapsed) in results {
-        if elapsed < THRESHOLD {
-            continue;
-        }
-        println!();
-        println!(
-            "⚠️  Slow operation detected: {}ms (task {task})",
-            elapsed.as_millis()
-        );
-        match recorder.dump_to_dir(DUMP_DIR, "slow_span_slow_operation") {
-            Ok(dump) => println!("📝 Trace saved to: {}", dump.path.display()),
-            Err(err) => {
-                failures += 1;
-                eprintln!("could not save the trace: {err}");
-            }
-        }
-    }
     for task in tasks {
         let _ = task.join();
     }
+    // Dumps are written in the background: wait for them before exiting.
+    recorder.flush();
     println!();
     println!(
         "Open a dump at https://ui.perfetto.dev (Open trace file), or in https://www.speedscope.app"
     );
-    if failures == 0 {
+    if failures.load(Ordering::Relaxed) == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -8,6 +8,7 @@ use crate::dump::{DumpConfig, DumpOutcome};
 use crate::error::BuildError;
 use crate::layer::FlightRecorderLayer;
 use crate::recorder::{FlightRecorder, Settings, Shared};
+use crate::slow::{SlowSpanConfig, SpanTiming};
 
 /// Default hard cap on record storage: 10 MiB, as Go's `FlightRecorder`.
 pub const DEFAULT_MAX_BYTES: usize = 10 << 20;
@@ -47,6 +48,7 @@ pub struct Builder {
     max_field_len: usize,
     recording: bool,
     dumps: DumpConfig,
+    slow_spans: SlowSpanConfig,
 }
 
 impl Default for Builder {
@@ -57,6 +59,7 @@ impl Default for Builder {
             max_field_len: DEFAULT_MAX_FIELD_LEN,
             recording: true,
             dumps: DumpConfig::default(),
+            slow_spans: SlowSpanConfig::default(),
         }
     }
 }
@@ -89,6 +92,36 @@ impl Builder {
     /// [`FlightRecorder::start`].
     pub fn recording(mut self, on: bool) -> Self {
         self.recording = on;
+        self
+    }
+
+    /// Dumps when any span closes more than `threshold` after it was created (see
+    /// [`slow_span_timing`](Self::slow_span_timing) for busy time). The snapshot is taken at
+    /// that moment, so the dump ends with the slow span complete; the closing thread pays only
+    /// for the copy, and the dump thread writes the file. Subject to the cooldown.
+    pub fn dump_on_slow_span(mut self, threshold: Duration) -> Self {
+        self.slow_spans.default = Some(threshold);
+        self
+    }
+
+    /// A threshold for spans with this name, or else this target (for example `"db_query"`
+    /// or `"my_app::db"`); it takes precedence over
+    /// [`dump_on_slow_span`](Self::dump_on_slow_span).
+    pub fn slow_span_threshold(
+        mut self,
+        name_or_target: impl Into<String>,
+        threshold: Duration,
+    ) -> Self {
+        let name = name_or_target.into();
+        self.slow_spans.by_name.retain(|(n, _)| *n != name);
+        self.slow_spans.by_name.push((name, threshold));
+        self
+    }
+
+    /// How span latency is measured for the slow-span trigger: wall time from creation to
+    /// close (default), or busy time summed over enter→exit.
+    pub fn slow_span_timing(mut self, timing: SpanTiming) -> Self {
+        self.slow_spans.timing = timing;
         self
     }
 
@@ -202,6 +235,7 @@ impl Builder {
             max_field_bytes: self.max_field_len,
             recording: self.recording,
             dumps: self.dumps,
+            slow_spans: self.slow_spans,
         }));
         Ok((
             FlightRecorderLayer::new(Arc::clone(&shared)),

@@ -53,6 +53,33 @@ pub struct DumpOutcome {
     pub took: Duration,
     /// The error, if the dump failed. Nothing is left behind then, and recording goes on.
     pub error: Option<DumpError>,
+    /// For a `slow_span` dump: the span that was slow.
+    pub slow_span: Option<SlowSpan>,
+}
+
+/// The span whose latency triggered a dump.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SlowSpan {
+    /// The span's name.
+    pub name: &'static str,
+    /// The recorder's id of the span (`span_id` in the dump).
+    pub id: u64,
+    /// How long it took (wall or busy time, as configured).
+    pub duration: Duration,
+    /// The threshold it exceeded.
+    pub threshold: Duration,
+}
+
+impl From<&TriggerInfo> for SlowSpan {
+    fn from(info: &TriggerInfo) -> Self {
+        SlowSpan {
+            name: info.span_name,
+            id: info.span_id,
+            duration: Duration::from_nanos(info.duration_nanos),
+            threshold: Duration::from_nanos(info.threshold_nanos),
+        }
+    }
 }
 
 /// What [`FlightRecorder::trigger`](crate::FlightRecorder::trigger) did.
@@ -368,6 +395,7 @@ impl DumperInner {
             bytes: result.as_ref().map_or(0, |info| info.bytes),
             took: started.elapsed(),
             error: result.as_ref().err().cloned(),
+            slow_span: context.trigger.as_ref().map(SlowSpan::from),
         };
         self.report(&outcome);
         result

@@ -139,6 +139,13 @@ impl FlightRecorderLayer {
     #[inline]
     fn span_record(&self, kind: u8, id: &Id) {
         self.with_slot(|shared, slot| {
+            if let Some(slow) = &shared.slow
+                && kind != kind::CLOSE
+            {
+                slow.on_enter_exit(id.into_u64(), kind == kind::ENTER, shared.now(), |a, b| {
+                    shared.timebase.clock.delta_as_nanos(a, b)
+                });
+            }
             match kind {
                 kind::ENTER => slot.stack.push(id.into_u64()),
                 kind::EXIT => {
@@ -186,6 +193,9 @@ where
             attrs.record(&mut fields);
             let flags = fields.flags();
             shared.append(&slot.buffer, scratch.finish(flags), ts);
+            if let Some(slow) = &shared.slow {
+                slow.on_new(id.into_u64(), key, attrs.metadata(), ts);
+            }
         });
     }
 
@@ -255,9 +265,20 @@ where
     }
 
     fn on_close(&self, id: Id, _ctx: Context<'_, S>) {
-        if !self.shared.is_recording() {
-            return;
+        let shared = &self.shared;
+        if shared.is_recording() {
+            self.span_record(kind::CLOSE, &id);
         }
-        self.span_record(kind::CLOSE, &id);
+        // Also when stopped: the span's timing entry must go.
+        if let Some(slow) = &shared.slow {
+            let breach = slow.on_close(id.into_u64(), shared.now(), |a, b| {
+                shared.timebase.clock.delta_as_nanos(a, b)
+            });
+            if let Some(breach) = breach
+                && shared.is_recording()
+            {
+                shared.trigger_slow_span(breach, slow.timing());
+            }
+        }
     }
 }

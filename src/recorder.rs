@@ -15,6 +15,7 @@ use crate::dump::{
     self, DROP_FLUSH_TIMEOUT, DumpConfig, DumpInfo, DumpOutcome, Dumper, TriggerOutcome,
 };
 use crate::error::DumpError;
+use crate::slow::{Breach, SlowSpanConfig, SlowSpans, SpanTiming};
 use crate::snapshot::{Capture, Snapshot, Timebase};
 use crate::storage::{Storage, StorageLimits, ThreadBuffer, lock};
 
@@ -26,6 +27,7 @@ pub(crate) struct Settings {
     pub(crate) max_field_bytes: usize,
     pub(crate) recording: bool,
     pub(crate) dumps: DumpConfig,
+    pub(crate) slow_spans: SlowSpanConfig,
 }
 
 /// State shared by the layer and every handle.
@@ -39,6 +41,8 @@ pub(crate) struct Shared {
     /// Serializes manual dumps: one encodes at a time, the next waits.
     dump_lock: Mutex<()>,
     pub(crate) dumper: Dumper,
+    /// Latency trigger state, when a threshold is configured.
+    pub(crate) slow: Option<SlowSpans>,
 }
 
 impl Shared {
@@ -57,6 +61,10 @@ impl Shared {
         Shared {
             id: NEXT_RECORDER.fetch_add(1, Ordering::Relaxed),
             dumper: Dumper::new(settings.dumps, timebase.clone()),
+            slow: settings
+                .slow_spans
+                .is_enabled()
+                .then(|| SlowSpans::new(&settings.slow_spans)),
             storage: Storage::new(StorageLimits {
                 max_bytes: settings.max_bytes,
                 chunk_bytes: settings.chunk_bytes,
@@ -111,6 +119,18 @@ impl Shared {
 
     pub(crate) fn snapshot(&self) -> Snapshot {
         Snapshot::decode(&self.timebase, self.capture())
+    }
+
+    /// A span closed over its threshold: dump, with the span marked.
+    pub(crate) fn trigger_slow_span(&self, breach: Breach, timing: SpanTiming) -> TriggerOutcome {
+        let info = TriggerInfo {
+            span_name: breach.metadata.name(),
+            span_id: breach.key,
+            duration_nanos: breach.duration_nanos,
+            threshold_nanos: breach.threshold_nanos,
+            timing: timing.as_str(),
+        };
+        self.trigger("slow_span", Some(info), true)
     }
 
     /// A triggered dump: cooldown and top-N permitting, snapshots now and queues the dump.
@@ -219,6 +239,7 @@ impl FlightRecorder {
             bytes: result.as_ref().map_or(0, |info| info.bytes),
             took: started.elapsed(),
             error: result.as_ref().err().cloned(),
+            slow_span: None,
         });
         result
     }

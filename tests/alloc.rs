@@ -95,11 +95,23 @@ fn workload(round: u64) {
 
 #[test]
 fn steady_state_recording_allocates_nothing() {
+    steady_state(FlightRecorder::builder());
+}
+
+#[test]
+fn steady_state_with_latency_thresholds_allocates_nothing() {
+    // Every span is timed (wall and busy), none breaches.
+    steady_state(
+        FlightRecorder::builder()
+            .dump_on_slow_span(std::time::Duration::from_secs(3600))
+            .slow_span_threshold("inner", std::time::Duration::from_secs(3600))
+            .slow_span_timing(tracing_blackbox::SpanTiming::Busy),
+    );
+}
+
+fn steady_state(builder: tracing_blackbox::Builder) {
     let max_bytes = 64 << 10;
-    let (layer, recorder) = FlightRecorder::builder()
-        .max_bytes(max_bytes)
-        .build()
-        .unwrap();
+    let (layer, recorder) = builder.max_bytes(max_bytes).build().unwrap();
     let subscriber = tracing_subscriber::registry().with(layer);
     tracing::subscriber::with_default(subscriber, || {
         // Warm up: fill the buffer several times over, so storage is at max_bytes and every

@@ -57,15 +57,25 @@ fn slow_tasks_dumps_each_slow_task() {
             json: serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap(),
         };
         common::check_invariants(&dump);
-        // The slow task's span is complete in its dump, with its fields.
-        let slow: Vec<_> = dump
+        // The built-in trigger fired for this slow task; its span is complete and marked.
+        assert_eq!(dump.other("reason"), "slow_span");
+        let trigger = dump.other("trigger");
+        assert_eq!(trigger["span"], "slow_operation");
+        assert!(trigger["duration_ms"].as_f64().unwrap() >= 300.0);
+        let marked: Vec<_> = dump
             .slices_named("slow_operation")
             .into_iter()
-            .filter(|x| x["args"]["fields"]["wait_ms"].as_u64().unwrap() >= 300)
-            .filter(|x| x["args"].get("incomplete").is_none())
+            .filter(|x| x["args"]["trigger"] == true)
             .collect();
-        assert!(!slow.is_empty(), "{name} holds a complete slow span");
-        assert!(slow[0]["dur"].as_f64().unwrap() >= 300_000.0);
+        assert_eq!(marked.len(), 1, "{name}: one slice of the slow span");
+        let slow = marked[0];
+        assert_eq!(slow["args"]["span_id"], trigger["span_id"]);
+        assert!(slow["args"]["fields"]["wait_ms"].as_u64().unwrap() >= 300);
+        assert!(
+            slow["args"].get("incomplete").is_none(),
+            "{name} holds the slow span complete"
+        );
+        assert!(slow["dur"].as_f64().unwrap() >= 300_000.0);
         assert_eq!(
             dump.slices_named("wait").len(),
             5,

@@ -224,7 +224,11 @@ fn hostile_reasons_stay_inside_the_directory() {
     recorder.flush();
     let files = dumps_in(&inner);
     assert_eq!(files.len(), 6);
-    assert_eq!(dumps_in(dir.path()), std::slice::from_ref(&inner), "nothing outside");
+    assert_eq!(
+        dumps_in(dir.path()),
+        std::slice::from_ref(&inner),
+        "nothing outside"
+    );
     for file in files {
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
         assert!(name.len() < 120, "{name}");
@@ -234,4 +238,192 @@ fn hostile_reasons_stay_inside_the_directory() {
             "{name}"
         );
     }
+}
+
+fn slow_recorder(
+    dir: &Path,
+    configure: impl FnOnce(tracing_blackbox::Builder) -> tracing_blackbox::Builder,
+) -> (tracing::Dispatch, FlightRecorder) {
+    let builder = FlightRecorder::builder()
+        .dump_dir(dir)
+        .cooldown(Duration::ZERO);
+    let (layer, recorder) = configure(builder).build().unwrap();
+    (common::dispatch(layer), recorder)
+}
+
+#[test]
+fn a_slow_span_yields_one_dump_with_the_span_complete_and_a_fast_one_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let (dispatch, recorder) = slow_recorder(dir.path(), |b| {
+        b.dump_on_slow_span(Duration::from_millis(40))
+    });
+    tracing::dispatcher::with_default(&dispatch, || {
+        let _fast = tracing::info_span!("fast_request", id = 1u64).entered();
+    });
+    recorder.flush();
+    assert!(dumps_in(dir.path()).is_empty(), "a fast span dumps nothing");
+    tracing::dispatcher::with_default(&dispatch, || {
+        let span = tracing::info_span!("GET /users", id = 2u64);
+        let _guard = span.enter();
+        info!("working");
+        std::thread::sleep(Duration::from_millis(60));
+    });
+    recorder.flush();
+    let files = dumps_in(dir.path());
+    assert_eq!(files.len(), 1, "{files:?}");
+    let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.starts_with("slow_span_GET__users_"), "{name}");
+    let dump = load(&files[0]);
+    assert_eq!(dump.other("reason"), "slow_span");
+    let trigger = dump.other("trigger");
+    assert_eq!(trigger["span"], "GET /users");
+    assert_eq!(trigger["fields"]["id"], 2);
+    assert_eq!(trigger["timing"], "wall");
+    assert!(trigger["duration_ms"].as_f64().unwrap() >= 60.0);
+    assert_eq!(trigger["threshold_ms"], 40.0);
+    let slices = dump.slices_named("GET /users");
+    assert_eq!(slices.len(), 1);
+    assert_eq!(slices[0]["args"]["trigger"], true);
+    assert!(
+        slices[0]["args"].get("incomplete").is_none(),
+        "the slow span is complete"
+    );
+    assert_eq!(slices[0]["args"]["span_id"], trigger["span_id"]);
+    let end = dump.phase("e").find(|e| e["name"] == "GET /users").unwrap();
+    assert!(end.get("args").is_none(), "closed, not incomplete");
+    assert!(
+        dump.phase("b")
+            .any(|b| b["name"] == "GET /users" && b["args"]["trigger"] == true)
+    );
+}
+
+#[test]
+fn per_name_and_per_target_thresholds_take_precedence() {
+    let dir = tempfile::tempdir().unwrap();
+    let (dispatch, recorder) = slow_recorder(dir.path(), |b| {
+        b.dump_on_slow_span(Duration::from_secs(60))
+            .slow_span_threshold("db_query", Duration::from_millis(10))
+            .slow_span_threshold("triggers", Duration::from_millis(30))
+    });
+    tracing::dispatcher::with_default(&dispatch, || {
+        // Name match: 10 ms.
+        tracing::info_span!("db_query").in_scope(|| std::thread::sleep(Duration::from_millis(20)));
+        // Target match (this test's module): 30 ms; 20 ms is not enough.
+        tracing::info_span!("render").in_scope(|| std::thread::sleep(Duration::from_millis(20)));
+        tracing::info_span!("render_slowly")
+            .in_scope(|| std::thread::sleep(Duration::from_millis(40)));
+    });
+    recorder.flush();
+    let names: Vec<String> = dumps_in(dir.path())
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names.iter().any(|n| n.starts_with("slow_span_db_query_")));
+    assert!(
+        names
+            .iter()
+            .any(|n| n.starts_with("slow_span_render_slowly_"))
+    );
+}
+
+#[test]
+fn busy_time_counts_only_entered_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let threshold = Duration::from_millis(30);
+    let (dispatch, recorder) = slow_recorder(dir.path(), |b| {
+        b.dump_on_slow_span(threshold)
+            .slow_span_timing(tracing_blackbox::SpanTiming::Busy)
+    });
+    tracing::dispatcher::with_default(&dispatch, || {
+        // Long-lived but idle: wall 60 ms, busy ~0.
+        let idle = tracing::info_span!("idle_wait");
+        std::thread::sleep(Duration::from_millis(60));
+        idle.in_scope(|| {});
+        drop(idle);
+        // Busy across two entries: 2 × 20 ms.
+        let busy = tracing::info_span!("busy_work");
+        busy.in_scope(|| std::thread::sleep(Duration::from_millis(20)));
+        std::thread::sleep(Duration::from_millis(5));
+        busy.in_scope(|| std::thread::sleep(Duration::from_millis(20)));
+    });
+    recorder.flush();
+    let files = dumps_in(dir.path());
+    assert_eq!(files.len(), 1, "{files:?}");
+    let dump = load(&files[0]);
+    assert_eq!(dump.other("trigger")["span"], "busy_work");
+    assert_eq!(dump.other("trigger")["timing"], "busy");
+    let busy_ms = dump.other("trigger")["duration_ms"].as_f64().unwrap();
+    assert!((40.0..45.0 + 40.0).contains(&busy_ms), "{busy_ms}");
+}
+
+#[test]
+fn without_a_cooldown_simultaneous_breaches_each_get_a_dump() {
+    let dir = tempfile::tempdir().unwrap();
+    let (dispatch, recorder) = slow_recorder(dir.path(), |b| {
+        b.dump_on_slow_span(Duration::from_millis(20))
+    });
+    std::thread::scope(|scope| {
+        for n in 0..4u64 {
+            let dispatch = dispatch.clone();
+            scope.spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    tracing::info_span!("parallel", n)
+                        .in_scope(|| std::thread::sleep(Duration::from_millis(40)));
+                })
+            });
+        }
+    });
+    recorder.flush();
+    let files = dumps_in(dir.path());
+    assert_eq!(files.len(), 4, "{files:?}");
+    let mut triggered: Vec<u64> = files
+        .iter()
+        .map(|f| load(f).other("trigger")["fields"]["n"].as_u64().unwrap())
+        .collect();
+    triggered.sort_unstable();
+    assert_eq!(triggered, [0, 1, 2, 3], "each breach dumped its own span");
+}
+
+#[test]
+fn the_cooldown_applies_to_slow_spans() {
+    let dir = tempfile::tempdir().unwrap();
+    let (layer, recorder) = FlightRecorder::builder()
+        .dump_dir(dir.path())
+        .dump_on_slow_span(Duration::from_millis(5))
+        .build()
+        .unwrap();
+    tracing::dispatcher::with_default(&common::dispatch(layer), || {
+        for _ in 0..3 {
+            tracing::info_span!("slow").in_scope(|| std::thread::sleep(Duration::from_millis(10)));
+        }
+    });
+    recorder.flush();
+    assert_eq!(
+        dumps_in(dir.path()).len(),
+        1,
+        "default cooldown: one a minute"
+    );
+}
+
+#[test]
+fn top_n_keeps_the_slowest_and_a_faster_breach_never_replaces_a_slower_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (dispatch, recorder) = slow_recorder(dir.path(), |b| {
+        b.dump_on_slow_span(Duration::from_millis(5))
+            .keep_slowest(2)
+    });
+    tracing::dispatcher::with_default(&dispatch, || {
+        for ms in [30u64, 10, 50, 20, 40, 15] {
+            tracing::info_span!("request", ms)
+                .in_scope(|| std::thread::sleep(Duration::from_millis(ms)));
+            recorder.flush();
+        }
+    });
+    let mut kept: Vec<u64> = dumps_in(dir.path())
+        .iter()
+        .map(|f| load(f).other("trigger")["fields"]["ms"].as_u64().unwrap())
+        .collect();
+    kept.sort_unstable();
+    assert_eq!(kept, [40, 50]);
 }
