@@ -76,8 +76,11 @@ pub(crate) struct SlowSpans {
     default_nanos: Option<u64>,
     by_name: Vec<(String, u64)>,
     timing: SpanTiming,
-    shards: Box<[CachePadded<Mutex<HashMap<u64, Timing>>>]>,
+    shards: Box<[Shard]>,
 }
+
+/// Open spans with a threshold, by registry id; padded so shards never share a cache line.
+type Shard = CachePadded<Mutex<HashMap<u64, Timing>>>;
 
 fn nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
