@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::dump::{DumpConfig, DumpOutcome};
+use tracing_core::Level;
+
 use crate::error::BuildError;
 use crate::layer::FlightRecorderLayer;
 use crate::recorder::{FlightRecorder, Settings, Shared};
@@ -29,6 +31,19 @@ const MAX_CHUNK_BYTES: usize = 1 << 20;
 /// Storage is cut into about this many chunks: the granularity of allocation and eviction.
 const TARGET_CHUNKS: usize = 64;
 
+/// Chains a panic hook that dumps before the previous hook runs. The hook holds the recorder
+/// weakly: once the recorder is gone, it only calls the previous hook.
+fn install_panic_hook(shared: &Arc<Shared>) {
+    let recorder = Arc::downgrade(shared);
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if let Some(shared) = recorder.upgrade() {
+            shared.dump_for_panic(info);
+        }
+        previous(info);
+    }));
+}
+
 /// Configures a flight recorder; [`build`](Builder::build) returns the layer and its handle.
 ///
 /// ```
@@ -49,6 +64,10 @@ pub struct Builder {
     recording: bool,
     dumps: DumpConfig,
     slow_spans: SlowSpanConfig,
+    error_level: Option<Level>,
+    dump_on_panic: bool,
+    #[cfg(all(unix, feature = "signal"))]
+    dump_on_signal: bool,
 }
 
 impl Default for Builder {
@@ -60,6 +79,10 @@ impl Default for Builder {
             recording: true,
             dumps: DumpConfig::default(),
             slow_spans: SlowSpanConfig::default(),
+            error_level: None,
+            dump_on_panic: false,
+            #[cfg(all(unix, feature = "signal"))]
+            dump_on_signal: false,
         }
     }
 }
@@ -122,6 +145,39 @@ impl Builder {
     /// close (default), or busy time summed over enter→exit.
     pub fn slow_span_timing(mut self, timing: SpanTiming) -> Self {
         self.slow_spans.timing = timing;
+        self
+    }
+
+    /// Dumps when an event at ERROR is recorded (the level can be changed with
+    /// [`error_level`](Self::error_level)). The snapshot is taken right after the event, on
+    /// the thread that emitted it; the dump thread writes it. Subject to the cooldown.
+    pub fn dump_on_error(mut self) -> Self {
+        self.error_level.get_or_insert(Level::ERROR);
+        self
+    }
+
+    /// Dumps on events at `level` or more severe (`Level::WARN`: warnings and errors); implies
+    /// [`dump_on_error`](Self::dump_on_error).
+    pub fn error_level(mut self, level: Level) -> Self {
+        self.error_level = Some(level);
+        self
+    }
+
+    /// Installs a panic hook that writes a dump (reason `panic`, with the panic's message and
+    /// location) synchronously, then calls the hook that was there before. It never waits on a
+    /// lock the panicking thread may hold: a dump that cannot be taken safely is skipped, and
+    /// says why on stderr.
+    pub fn dump_on_panic(mut self) -> Self {
+        self.dump_on_panic = true;
+        self
+    }
+
+    /// Dumps on SIGUSR1 (`kill -USR1 <pid>`), never rate-limited. The handler, installed
+    /// through `signal-hook`, only wakes a thread of the recorder's; that thread takes the
+    /// snapshot and queues the dump.
+    #[cfg(all(unix, feature = "signal"))]
+    pub fn dump_on_signal(mut self) -> Self {
+        self.dump_on_signal = true;
         self
     }
 
@@ -236,7 +292,17 @@ impl Builder {
             recording: self.recording,
             dumps: self.dumps,
             slow_spans: self.slow_spans,
+            error_level: self.error_level,
         }));
+        #[cfg(all(unix, feature = "signal"))]
+        if self.dump_on_signal {
+            crate::signal::install(&shared).map_err(|e| BuildError::Signal {
+                message: e.to_string(),
+            })?;
+        }
+        if self.dump_on_panic {
+            install_panic_hook(&shared);
+        }
         Ok((
             FlightRecorderLayer::new(Arc::clone(&shared)),
             FlightRecorder::new(shared),

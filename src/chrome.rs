@@ -28,6 +28,8 @@ pub(crate) struct DumpContext {
     pub(crate) trigger: Option<TriggerInfo>,
     /// Triggers suppressed (cooldown, full queue, top-N) since the previous triggered dump.
     pub(crate) suppressed: u64,
+    /// More `otherData` entries (the panic's message and location, say).
+    pub(crate) extra: Vec<(&'static str, Value)>,
 }
 
 impl DumpContext {
@@ -40,6 +42,7 @@ impl DumpContext {
             reason: reason.to_owned(),
             trigger: None,
             suppressed: 0,
+            extra: Vec::new(),
         }
     }
 }
@@ -523,6 +526,9 @@ impl<'a> Encoder<'a> {
             "evicted_enters": self.repairs.evicted_enters,
             "suppressed": context.suppressed,
         });
+        for (key, value) in &context.extra {
+            data[*key] = value.clone();
+        }
         if let Some(trigger) = &context.trigger {
             let fields: serde_json::Map<String, Value> = self
                 .span(trigger.span_id)

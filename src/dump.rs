@@ -15,7 +15,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use crate::chrome::{self, DumpContext, TriggerInfo};
 use crate::error::{DumpError, DumpStage};
 use crate::snapshot::{Capture, Snapshot, Timebase};
-use crate::storage::lock;
+use crate::storage::{lock, try_lock_until};
 
 /// Default directory for triggered dumps.
 pub const DEFAULT_DUMP_DIR: &str = "blackbox-dumps";
@@ -242,9 +242,9 @@ impl Dumper {
         };
         let job = Box::new(Job {
             context: DumpContext {
-                reason: reason.to_owned(),
                 trigger,
                 suppressed,
+                ..DumpContext::reason(reason)
             },
             capture: capture(),
             slowest_entry,
@@ -329,7 +329,24 @@ impl Dumper {
     }
 
     pub(crate) fn report(&self, outcome: &DumpOutcome) {
-        self.inner.report(outcome);
+        self.inner.report(outcome, None);
+    }
+
+    /// Writes a dump from a panic hook: synchronously, and giving up on the bookkeeping
+    /// (retention, last error) rather than wait past `deadline` for its lock.
+    pub(crate) fn write_for_panic(
+        &self,
+        context: &DumpContext,
+        snapshot: &Snapshot,
+        deadline: Instant,
+    ) -> Result<DumpInfo, DumpError> {
+        self.inner.write_by(
+            &self.inner.config.dir,
+            &context.reason,
+            context,
+            snapshot,
+            Some(deadline),
+        )
     }
 
     pub(crate) fn last_error(&self) -> Option<DumpError> {
@@ -378,13 +395,32 @@ impl DumperInner {
         context: &DumpContext,
         snapshot: &Snapshot,
     ) -> Result<DumpInfo, DumpError> {
+        self.write_by(dir, label, context, snapshot, None)
+    }
+
+    /// Locks the bookkeeping; with a deadline (the panic path), gives up past it.
+    fn state(&self, deadline: Option<Instant>) -> Option<MutexGuard<'_, DumperState>> {
+        match deadline {
+            None => Some(lock(&self.state)),
+            Some(deadline) => try_lock_until(&self.state, deadline),
+        }
+    }
+
+    fn write_by(
+        &self,
+        dir: &Path,
+        label: &str,
+        context: &DumpContext,
+        snapshot: &Snapshot,
+        deadline: Option<Instant>,
+    ) -> Result<DumpInfo, DumpError> {
         let started = Instant::now();
         let stamp = snapshot.wall_time(snapshot.window_end_ns);
         let result = write_new_file(dir, label, stamp, self.config.gzip, |w| {
             chrome::write(snapshot, context, w)
         });
         if let Ok(info) = &result {
-            self.retain(dir, info);
+            self.retain(dir, info, deadline);
         }
         let outcome = DumpOutcome {
             reason: context.reason.clone(),
@@ -397,13 +433,15 @@ impl DumperInner {
             error: result.as_ref().err().cloned(),
             slow_span: context.trigger.as_ref().map(SlowSpan::from),
         };
-        self.report(&outcome);
+        self.report(&outcome, deadline);
         result
     }
 
-    fn report(&self, outcome: &DumpOutcome) {
-        if let Some(error) = &outcome.error {
-            lock(&self.state).last_error = Some(error.clone());
+    fn report(&self, outcome: &DumpOutcome, deadline: Option<Instant>) {
+        if let Some(error) = &outcome.error
+            && let Some(mut state) = self.state(deadline)
+        {
+            state.last_error = Some(error.clone());
         }
         if let Some(on_dump) = &self.config.on_dump {
             // A panicking callback must not take the dump thread down with it.
@@ -413,8 +451,10 @@ impl DumperInner {
 
     /// Keeps at most `keep_files` files and `keep_bytes` bytes of this recorder's dumps in
     /// `dir`, deleting the oldest first, never the one just written, never another's file.
-    fn retain(&self, dir: &Path, newest: &DumpInfo) {
-        let mut state = lock(&self.state);
+    fn retain(&self, dir: &Path, newest: &DumpInfo, deadline: Option<Instant>) {
+        let Some(mut state) = self.state(deadline) else {
+            return;
+        };
         state.written.push_back((newest.path.clone(), newest.bytes));
         if self.config.keep_files.is_none() && self.config.keep_bytes.is_none() {
             return;

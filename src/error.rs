@@ -39,6 +39,11 @@ pub enum BuildError {
         /// The builder setting.
         setting: &'static str,
     },
+    /// The SIGUSR1 handler could not be installed.
+    Signal {
+        /// Why.
+        message: String,
+    },
 }
 
 impl fmt::Display for BuildError {
@@ -62,6 +67,9 @@ impl fmt::Display for BuildError {
                 crate::MAX_FIELD_LEN_LIMIT
             ),
             BuildError::Zero { setting } => write!(f, "{setting} must be at least 1"),
+            BuildError::Signal { message } => {
+                write!(f, "cannot install the SIGUSR1 handler: {message}")
+            }
         }
     }
 }

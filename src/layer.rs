@@ -254,6 +254,12 @@ where
             let flags = fields.flags() | explicit;
             shared.append(&slot.buffer, scratch.finish(flags), ts);
         });
+        if let Some(level) = self.shared.error_level
+            && *event.metadata().level() <= level
+        {
+            // After the record is in: the dump shows the error itself.
+            self.shared.trigger("error", None, true);
+        }
     }
 
     fn on_enter(&self, id: &Id, _ctx: Context<'_, S>) {

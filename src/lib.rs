@@ -14,6 +14,8 @@ mod error;
 mod layer;
 mod record;
 mod recorder;
+#[cfg(all(unix, feature = "signal"))]
+mod signal;
 mod slow;
 mod snapshot;
 mod storage;

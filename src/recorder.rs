@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
+use tracing_core::Level;
+
 use crate::builder::Builder;
 use crate::chrome::{self, DumpContext, TriggerInfo};
 use crate::dump::{
@@ -28,7 +30,11 @@ pub(crate) struct Settings {
     pub(crate) recording: bool,
     pub(crate) dumps: DumpConfig,
     pub(crate) slow_spans: SlowSpanConfig,
+    pub(crate) error_level: Option<Level>,
 }
+
+/// How long a panic dump waits for a lock before giving up.
+const PANIC_LOCK_PATIENCE: Duration = Duration::from_millis(500);
 
 /// State shared by the layer and every handle.
 pub(crate) struct Shared {
@@ -43,6 +49,11 @@ pub(crate) struct Shared {
     pub(crate) dumper: Dumper,
     /// Latency trigger state, when a threshold is configured.
     pub(crate) slow: Option<SlowSpans>,
+    /// Events at this level or more severe trigger an `error` dump.
+    pub(crate) error_level: Option<Level>,
+    /// Stops the signal thread when the recorder goes away.
+    #[cfg(all(unix, feature = "signal"))]
+    pub(crate) signals: Mutex<Option<signal_hook::iterator::Handle>>,
 }
 
 impl Shared {
@@ -65,6 +76,9 @@ impl Shared {
                 .slow_spans
                 .is_enabled()
                 .then(|| SlowSpans::new(&settings.slow_spans)),
+            error_level: settings.error_level,
+            #[cfg(all(unix, feature = "signal"))]
+            signals: Mutex::new(None),
             storage: Storage::new(StorageLimits {
                 max_bytes: settings.max_bytes,
                 chunk_bytes: settings.chunk_bytes,
@@ -121,6 +135,47 @@ impl Shared {
         Snapshot::decode(&self.timebase, self.capture())
     }
 
+    /// From a panic hook: writes a dump synchronously, without waiting on a lock the panicking
+    /// thread may hold. A dump that cannot be taken safely is skipped, and says why on stderr.
+    pub(crate) fn dump_for_panic(&self, info: &std::panic::PanicHookInfo<'_>) {
+        let deadline = Instant::now() + PANIC_LOCK_PATIENCE;
+        let Some(raw) = self.storage.try_snapshot(deadline) else {
+            eprintln!(
+                "tracing-blackbox: no panic dump: the recorder's buffers stayed locked (the panic \
+                 happened while they were in use)"
+            );
+            return;
+        };
+        let capture = Capture {
+            raw,
+            end_raw: self.now(),
+            dropped: self.dropped.load(Ordering::Relaxed),
+        };
+        let snapshot = Snapshot::decode(&self.timebase, capture);
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(non-string panic payload)".to_owned());
+        let mut context = DumpContext::reason("panic");
+        context.extra.push((
+            "panic",
+            serde_json::json!({
+                "message": message,
+                "location": info.location().map(|l| format!("{}:{}", l.file(), l.line())),
+                "thread": std::thread::current().name().unwrap_or("unnamed"),
+            }),
+        ));
+        match self.dumper.write_for_panic(&context, &snapshot, deadline) {
+            Ok(dump) => eprintln!(
+                "tracing-blackbox: panic: trace saved to {}",
+                dump.path.display()
+            ),
+            Err(err) => eprintln!("tracing-blackbox: panic: trace not saved: {err}"),
+        }
+    }
+
     /// A span closed over its threshold: dump, with the span marked.
     pub(crate) fn trigger_slow_span(&self, breach: Breach, timing: SpanTiming) -> TriggerOutcome {
         let info = TriggerInfo {
@@ -147,6 +202,10 @@ impl Shared {
 
 impl Drop for Shared {
     fn drop(&mut self) {
+        #[cfg(all(unix, feature = "signal"))]
+        if let Some(signals) = lock(&self.signals).take() {
+            signals.close();
+        }
         // Threads may outlive the recorder and still hold their buffers: free the chunks now.
         self.storage.release_all();
     }

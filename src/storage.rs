@@ -10,7 +10,8 @@
 
 use std::mem;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 use ringbuf::HeapRb;
@@ -116,6 +117,16 @@ impl ThreadBuffer {
             return Some(head.last_ts);
         }
         (include_current && state.current.len > 0).then_some(state.current.last_ts)
+    }
+
+    /// Shares the sealed chunks and copies the current one.
+    fn copy(&self, state: &mut ThreadState, written: &mut u64) -> RawThread {
+        *written += state.written;
+        RawThread {
+            identity: self.identity.clone(),
+            sealed: state.sealed.iter().cloned().collect(),
+            current: state.current.bytes().to_vec(),
+        }
     }
 
     fn is_empty(&self) -> bool {
@@ -390,24 +401,36 @@ impl Storage {
     /// evicted half-way (the counters then add up exactly), and each thread's lock only for the
     /// copy of its current chunk.
     pub(crate) fn snapshot(&self) -> RawSnapshot {
+        let mut written = 0;
         let inner = lock(&self.inner);
-        let mut written = inner.departed_written;
+        let threads = inner
+            .threads
+            .iter()
+            .map(|thread| thread.copy(&mut lock(&thread.state), &mut written))
+            .collect();
+        Self::finish_snapshot(&inner, threads, written)
+    }
+
+    /// [`snapshot`](Self::snapshot) for a panic hook: gives up (`None`) rather than wait past
+    /// `deadline` for any lock, since the panicking thread may hold one.
+    pub(crate) fn try_snapshot(&self, deadline: Instant) -> Option<RawSnapshot> {
+        let mut written = 0;
+        let inner = try_lock_until(&self.inner, deadline)?;
         let threads = inner
             .threads
             .iter()
             .map(|thread| {
-                let mut state = lock(&thread.state);
-                written += state.written;
-                RawThread {
-                    identity: thread.identity.clone(),
-                    sealed: state.sealed.iter().cloned().collect(),
-                    current: state.current.bytes().to_vec(),
-                }
+                try_lock_until(&thread.state, deadline)
+                    .map(|mut state| thread.copy(&mut state, &mut written))
             })
-            .collect();
+            .collect::<Option<Vec<_>>>()?;
+        Some(Self::finish_snapshot(&inner, threads, written))
+    }
+
+    fn finish_snapshot(inner: &StorageInner, threads: Vec<RawThread>, written: u64) -> RawSnapshot {
         RawSnapshot {
             threads,
-            written,
+            written: written + inner.departed_written,
             overwritten: inner.overwritten,
             allocated_bytes: inner.allocated_bytes,
         }
@@ -428,6 +451,20 @@ impl Storage {
         }
         inner.shells.clear();
         inner.allocated_bytes = 0;
+    }
+}
+
+/// Takes a lock without waiting past `deadline`; a poisoned lock is taken as it is.
+pub(crate) fn try_lock_until<T>(mutex: &Mutex<T>, deadline: Instant) -> Option<MutexGuard<'_, T>> {
+    loop {
+        match mutex.try_lock() {
+            Ok(guard) => return Some(guard),
+            Err(TryLockError::Poisoned(poisoned)) => return Some(poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(TryLockError::WouldBlock) => return None,
+        }
     }
 }
 

@@ -427,3 +427,45 @@ fn top_n_keeps_the_slowest_and_a_faster_breach_never_replaces_a_slower_one() {
     kept.sort_unstable();
     assert_eq!(kept, [40, 50]);
 }
+
+#[test]
+fn an_error_event_triggers_a_dump_that_contains_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (dispatch, recorder) = slow_recorder(dir.path(), |b| b.dump_on_error());
+    tracing::dispatcher::with_default(&dispatch, || {
+        tracing::warn!("only a warning");
+        recorder.flush();
+        assert!(dumps_in(dir.path()).is_empty());
+        tracing::info_span!("checkout")
+            .in_scope(|| tracing::error!(code = 502u64, "payment failed"));
+    });
+    recorder.flush();
+    let files = dumps_in(dir.path());
+    assert_eq!(files.len(), 1);
+    assert!(
+        files[0]
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("error_")
+    );
+    let dump = load(&files[0]);
+    assert_eq!(dump.other("reason"), "error");
+    let last = dump.phase("i").last().unwrap();
+    assert_eq!(last["name"], "payment failed");
+    assert_eq!(last["args"]["fields"]["code"], 502);
+}
+
+#[test]
+fn the_error_level_is_configurable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (dispatch, recorder) = slow_recorder(dir.path(), |b| b.error_level(tracing::Level::WARN));
+    tracing::dispatcher::with_default(&dispatch, || {
+        tracing::info!("fine");
+        tracing::warn!("disk almost full");
+    });
+    recorder.flush();
+    let files = dumps_in(dir.path());
+    assert_eq!(files.len(), 1);
+    assert_eq!(load(&files[0]).other("reason"), "error");
+}

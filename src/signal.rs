@@ -1,0 +1,32 @@
+//! `dump_on_signal`: SIGUSR1 wakes a thread of the recorder's, which triggers a dump.
+//!
+//! The signal handler itself is `signal-hook`'s: it only writes to a pipe. The thread runs
+//! under `NoSubscriber`, holds the recorder weakly, and ends when the recorder is dropped.
+
+use std::io;
+use std::sync::{Arc, Weak};
+
+use signal_hook::consts::SIGUSR1;
+use signal_hook::iterator::Signals;
+
+use crate::recorder::Shared;
+use crate::storage::lock;
+
+pub(crate) fn install(shared: &Arc<Shared>) -> io::Result<()> {
+    let mut signals = Signals::new([SIGUSR1])?;
+    *lock(&shared.signals) = Some(signals.handle());
+    let recorder: Weak<Shared> = Arc::downgrade(shared);
+    std::thread::Builder::new()
+        .name("blackbox-signals".to_owned())
+        .spawn(move || {
+            tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), || {
+                for _ in signals.forever() {
+                    let Some(shared) = recorder.upgrade() else {
+                        break;
+                    };
+                    shared.trigger("signal", None, false);
+                }
+            })
+        })?;
+    Ok(())
+}
