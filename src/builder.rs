@@ -66,6 +66,9 @@ pub struct Builder {
     slow_spans: SlowSpanConfig,
     error_level: Option<Level>,
     dump_on_panic: bool,
+    enabled: bool,
+    /// The first bad environment variable, reported by `build`.
+    env_error: Option<BuildError>,
     #[cfg(all(unix, feature = "signal"))]
     dump_on_signal: bool,
 }
@@ -81,6 +84,8 @@ impl Default for Builder {
             slow_spans: SlowSpanConfig::default(),
             error_level: None,
             dump_on_panic: false,
+            enabled: true,
+            env_error: None,
             #[cfg(all(unix, feature = "signal"))]
             dump_on_signal: false,
         }
@@ -237,8 +242,50 @@ impl Builder {
         self
     }
 
+    /// Whether the recorder exists at all (default `true`). A disabled recorder's layer
+    /// records nothing and costs close to nothing; it installs no hook or signal handler, and
+    /// [`FlightRecorder::start`] does not wake it. Meant for `BLACKBOX=0`.
+    pub fn enabled(mut self, on: bool) -> Self {
+        self.enabled = on;
+        self
+    }
+
+    /// Applies the `BLACKBOX_*` environment variables over what was set before in the chain
+    /// (setters after it win); unset variables change nothing. A bad value is reported by
+    /// [`build`](Self::build), naming the variable and the value.
+    ///
+    /// | variable | values | effect |
+    /// |---|---|---|
+    /// | `BLACKBOX` | `1`/`true`/`on`, `0`/`false`/`off` | [`enabled`](Self::enabled) |
+    /// | `BLACKBOX_DIR` | path | [`dump_dir`](Self::dump_dir) |
+    /// | `BLACKBOX_MAX_BYTES` | `10MiB`, `512KiB`, `1GiB`, plain bytes | [`max_bytes`](Self::max_bytes) |
+    /// | `BLACKBOX_MIN_AGE` | `10s`, `500ms`, `2m` | [`min_age`](Self::min_age) |
+    /// | `BLACKBOX_SLOW_MS` | integer | [`dump_on_slow_span`](Self::dump_on_slow_span) |
+    /// | `BLACKBOX_COOLDOWN` | duration as above, `0` = off | [`cooldown`](Self::cooldown) |
+    /// | `BLACKBOX_KEEP` | integer | [`keep_files`](Self::keep_files) |
+    /// | `BLACKBOX_GZIP` | on/off | `gzip` (feature `gzip`) |
+    pub fn with_env(self) -> Self {
+        self.with_env_from(|name| std::env::var(name).ok())
+    }
+
+    /// [`with_env`](Self::with_env) with the variables from `lookup` instead of the process
+    /// environment: for tests, or configuration read from elsewhere.
+    pub fn with_env_from(self, lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let fallback = self.clone();
+        match crate::env::apply(self, lookup) {
+            Ok(builder) => builder,
+            Err(err) => Builder {
+                env_error: fallback.env_error.clone().or(Some(err)),
+                ..fallback
+            },
+        }
+    }
+
     /// Checks the configuration and creates the layer and its handle.
     pub fn build(self) -> Result<(FlightRecorderLayer, FlightRecorder), BuildError> {
+        if let Some(err) = self.env_error {
+            return Err(err);
+        }
         if self.max_bytes < MIN_MAX_BYTES {
             return Err(BuildError::MaxBytesTooSmall {
                 given: self.max_bytes,
@@ -293,14 +340,15 @@ impl Builder {
             dumps: self.dumps,
             slow_spans: self.slow_spans,
             error_level: self.error_level,
+            enabled: self.enabled,
         }));
         #[cfg(all(unix, feature = "signal"))]
-        if self.dump_on_signal {
+        if self.dump_on_signal && self.enabled {
             crate::signal::install(&shared).map_err(|e| BuildError::Signal {
                 message: e.to_string(),
             })?;
         }
-        if self.dump_on_panic {
+        if self.dump_on_panic && self.enabled {
             install_panic_hook(&shared);
         }
         Ok((

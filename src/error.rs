@@ -39,6 +39,16 @@ pub enum BuildError {
         /// The builder setting.
         setting: &'static str,
     },
+    /// An environment variable read by [`with_env`](crate::Builder::with_env) has a value that
+    /// does not parse.
+    Env {
+        /// The variable.
+        variable: &'static str,
+        /// Its value.
+        value: String,
+        /// What it should look like.
+        expected: String,
+    },
     /// The SIGUSR1 handler could not be installed.
     Signal {
         /// Why.
@@ -67,6 +77,11 @@ impl fmt::Display for BuildError {
                 crate::MAX_FIELD_LEN_LIMIT
             ),
             BuildError::Zero { setting } => write!(f, "{setting} must be at least 1"),
+            BuildError::Env {
+                variable,
+                value,
+                expected,
+            } => write!(f, "{variable}={value:?} is not valid: expected {expected}"),
             BuildError::Signal { message } => {
                 write!(f, "cannot install the SIGUSR1 handler: {message}")
             }

@@ -138,6 +138,9 @@ impl FlightRecorderLayer {
 
     #[inline]
     fn span_record(&self, kind: u8, id: &Id) {
+        if !self.shared.enabled {
+            return;
+        }
         self.with_slot(|shared, slot| {
             if let Some(slow) = &shared.slow
                 && kind != kind::CLOSE
@@ -272,6 +275,9 @@ where
 
     fn on_close(&self, id: Id, _ctx: Context<'_, S>) {
         let shared = &self.shared;
+        if !shared.enabled {
+            return;
+        }
         if shared.is_recording() {
             self.span_record(kind::CLOSE, &id);
         }

@@ -10,6 +10,7 @@
 mod builder;
 mod chrome;
 mod dump;
+mod env;
 mod error;
 mod layer;
 mod record;
@@ -30,6 +31,7 @@ pub use dump::{
     DEFAULT_COOLDOWN, DEFAULT_DUMP_DIR, DEFAULT_QUEUE_CAPACITY, DumpInfo, DumpOutcome,
     TriggerOutcome,
 };
+pub use env::ENV_VARS;
 pub use error::{BuildError, DumpError, DumpStage};
 pub use layer::FlightRecorderLayer;
 pub use record::{Field, FieldValue, TRUNCATION_MARKER};

@@ -31,6 +31,7 @@ pub(crate) struct Settings {
     pub(crate) dumps: DumpConfig,
     pub(crate) slow_spans: SlowSpanConfig,
     pub(crate) error_level: Option<Level>,
+    pub(crate) enabled: bool,
 }
 
 /// How long a panic dump waits for a lock before giving up.
@@ -51,6 +52,8 @@ pub(crate) struct Shared {
     pub(crate) slow: Option<SlowSpans>,
     /// Events at this level or more severe trigger an `error` dump.
     pub(crate) error_level: Option<Level>,
+    /// False when switched off (`BLACKBOX=0`): every callback returns at once.
+    pub(crate) enabled: bool,
     /// Stops the signal thread when the recorder goes away.
     #[cfg(all(unix, feature = "signal"))]
     pub(crate) signals: Mutex<Option<signal_hook::iterator::Handle>>,
@@ -77,6 +80,7 @@ impl Shared {
                 .is_enabled()
                 .then(|| SlowSpans::new(&settings.slow_spans)),
             error_level: settings.error_level,
+            enabled: settings.enabled,
             #[cfg(all(unix, feature = "signal"))]
             signals: Mutex::new(None),
             storage: Storage::new(StorageLimits {
@@ -86,7 +90,7 @@ impl Shared {
             }),
             timebase,
             max_field_bytes: settings.max_field_bytes,
-            recording: AtomicBool::new(settings.recording),
+            recording: AtomicBool::new(settings.recording && settings.enabled),
             dropped: AtomicU64::new(0),
             dump_lock: Mutex::new(()),
         }
@@ -349,9 +353,13 @@ impl FlightRecorder {
         self.shared().recording.store(false, Ordering::Relaxed);
     }
 
-    /// Resumes recording after [`stop`](Self::stop).
+    /// Resumes recording after [`stop`](Self::stop). A recorder built disabled
+    /// ([`Builder::enabled`], `BLACKBOX=0`) stays off.
     pub fn start(&self) {
-        self.shared().recording.store(true, Ordering::Relaxed);
+        let shared = self.shared();
+        if shared.enabled {
+            shared.recording.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Whether the recorder is recording now.
