@@ -1,0 +1,220 @@
+//! The seed's exercise end to end: run `examples/slow_tasks` and check its dumps.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// `cargo test` builds the examples next to the test binaries' `deps` folder.
+fn example(name: &str) -> Option<PathBuf> {
+    let deps = std::env::current_exe().ok()?.parent()?.to_owned();
+    let path = deps.parent()?.join("examples").join(name);
+    path.exists().then_some(path)
+}
+
+#[test]
+fn slow_tasks_dumps_each_slow_task() {
+    let Some(binary) = example("slow_tasks") else {
+        panic!("examples/slow_tasks was not built; run `cargo test` (which builds examples)");
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // Seed 1 waits 488, 346, 214, 87 and 127 ms: two tasks are slow.
+    let output = Command::new(&binary)
+        .args(["--seed", "1"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("Starting Flight Recorder"));
+    for wait in [488, 346, 214, 87, 127] {
+        assert!(stdout.contains(&format!("waiting {wait}ms")), "{stdout}");
+    }
+    let detected = stdout
+        .lines()
+        .filter(|l| l.contains("Slow operation detected:"))
+        .count();
+    let saved: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.split_once("Trace saved to: ").map(|(_, p)| p))
+        .collect();
+    assert_eq!(detected, 2, "{stdout}");
+    assert_eq!(saved.len(), 2, "one dump per detection");
+
+    for path in saved {
+        let path = dir.path().join(path);
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with("slow_span_slow_operation_") && name.ends_with(".json"));
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        );
+        let dump = common::Dump {
+            json: serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap(),
+        };
+        common::check_invariants(&dump);
+        // The built-in trigger fired for this slow task; its span is complete and marked.
+        assert_eq!(dump.other("reason"), "slow_span");
+        let trigger = dump.other("trigger");
+        assert_eq!(trigger["span"], "slow_operation");
+        assert!(trigger["duration_ms"].as_f64().unwrap() >= 300.0);
+        let marked: Vec<_> = dump
+            .slices_named("slow_operation")
+            .into_iter()
+            .filter(|x| x["args"]["trigger"] == true)
+            .collect();
+        assert_eq!(marked.len(), 1, "{name}: one slice of the slow span");
+        let slow = marked[0];
+        assert_eq!(slow["args"]["span_id"], trigger["span_id"]);
+        assert!(slow["args"]["fields"]["wait_ms"].as_u64().unwrap() >= 300);
+        assert!(
+            slow["args"].get("incomplete").is_none(),
+            "{name} holds the slow span complete"
+        );
+        assert!(slow["dur"].as_f64().unwrap() >= 300_000.0);
+        assert_eq!(
+            dump.slices_named("wait").len(),
+            5,
+            "every task's wait is there"
+        );
+    }
+    let files = std::fs::read_dir(dir.path().join("blackbox-dumps"))
+        .unwrap()
+        .count();
+    assert_eq!(files, 2, "no temp files left behind");
+}
+
+fn dumps(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut paths: Vec<_> = std::fs::read_dir(dir.join("blackbox-dumps"))
+        .map(|entries| entries.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    paths.sort();
+    paths
+}
+
+fn load(path: &std::path::Path) -> common::Dump {
+    let dump = common::Dump {
+        json: serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap(),
+    };
+    common::check_invariants(&dump);
+    dump
+}
+
+#[test]
+fn error_dump_leaves_an_error_dump() {
+    let binary = example("error_dump").expect("examples are built by `cargo test`");
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(&binary)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    let files = dumps(dir.path());
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(stdout.contains(&format!(
+        "Trace saved to: {}",
+        files[0].strip_prefix(dir.path()).unwrap().display()
+    )));
+    let dump = load(&files[0]);
+    assert_eq!(dump.other("reason"), "error");
+    let last = dump.phase("i").last().unwrap();
+    assert_eq!(last["name"], "order failed");
+    assert_eq!(last["args"]["level"], "ERROR");
+    assert!(dump.phase("i").any(|e| e["name"] == "payment gateway slow"));
+}
+
+#[test]
+fn panic_dump_leaves_a_panic_dump() {
+    let binary = example("panic_dump").expect("examples are built by `cargo test`");
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(&binary)
+        .current_dir(dir.path())
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "it exits by panicking");
+    let files = dumps(dir.path());
+    assert_eq!(files.len(), 1, "{files:?}\n{stderr}");
+    assert!(
+        stderr.contains("trace saved to blackbox-dumps/panic_"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("the config line is a number"), "{stderr}");
+    let dump = load(&files[0]);
+    assert_eq!(dump.other("reason"), "panic");
+    assert!(
+        dump.other("panic")["message"]
+            .as_str()
+            .unwrap()
+            .contains("the config line is a number")
+    );
+    let parse = dump.slices_named("parse_config");
+    assert_eq!(parse.last().unwrap()["args"]["fields"]["line"], "thirty");
+    assert_eq!(parse.last().unwrap()["args"]["incomplete"], true);
+}
+
+#[cfg(all(unix, feature = "signal"))]
+#[test]
+fn signal_dump_dumps_on_each_sigusr1() {
+    use std::io::BufRead;
+    use std::time::{Duration, Instant};
+    let binary = example("signal_dump").expect("examples are built by `cargo test`");
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(&binary)
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut command = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some((_, cmd)) = line.split_once("Ask for a dump with:") {
+            command = cmd.trim().to_owned();
+            break;
+        }
+    }
+    assert_eq!(
+        command,
+        format!("kill -USR1 {}", child.id()),
+        "prints the exact command"
+    );
+    for expected in 1..=2 {
+        let args: Vec<&str> = command.split_whitespace().collect();
+        assert!(
+            Command::new(args[0])
+                .args(&args[1..])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let until = Instant::now() + Duration::from_secs(10);
+        while dumps(dir.path())
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .count()
+            < expected
+        {
+            assert!(Instant::now() < until, "no dump after signal {expected}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let saved: Vec<String> = lines
+        .map_while(Result::ok)
+        .filter(|l| l.contains("Trace saved to"))
+        .collect();
+    assert_eq!(saved.len(), 2, "{saved:?}");
+    for file in dumps(dir.path()) {
+        let dump = load(&file);
+        assert_eq!(dump.other("reason"), "signal");
+        assert!(!dump.slices_named("job").is_empty());
+    }
+}
