@@ -8,7 +8,9 @@
 //! - `chrome_sink`: `tracing-chrome` writing to `io::sink`, `include_args(true)`, measured on
 //!   the emitting thread (its writer thread works on the side);
 //! - `flight_recorder`: `tracing-flight-recorder` 0.3, capacity 1000;
-//! - `blackbox`: ours, default settings.
+//! - `blackbox`: ours, default settings;
+//! - `blackbox_threshold`: ours with `dump_on_slow_span(1 h)`, so every span is timed;
+//! - `blackbox_off`: ours built with `enabled(false)`, as `BLACKBOX=0` does.
 //!
 //! Run: `cargo bench --bench overhead`; summarize: `python3 benches/summarize.py`.
 
@@ -81,6 +83,10 @@ const SETUPS: [&str; 6] = [
     "blackbox",
 ];
 
+/// Our layer configured otherwise, in the single-thread groups only: every span timed by a
+/// latency threshold that never fires, and the recorder switched off (`BLACKBOX=0`).
+const VARIANTS: [&str; 2] = ["blackbox_threshold", "blackbox_off"];
+
 /// A fresh subscriber for one benchmark. Each is dropped before the next is made: dropping
 /// tracing-chrome's guard waits for its writer thread to drain, so its backlog never eats
 /// into the next measurement.
@@ -121,6 +127,20 @@ fn setup(name: &'static str) -> Setup {
                         .with(tracing_flight_recorder::FlightRecorderLayer::new(peer)),
                 ),
                 None,
+            )
+        }
+        "blackbox_threshold" | "blackbox_off" => {
+            let builder = tracing_blackbox::FlightRecorder::builder();
+            let builder = if name == "blackbox_off" {
+                builder.enabled(false)
+            } else {
+                // Every span timed; none breaches.
+                builder.dump_on_slow_span(Duration::from_secs(3600))
+            };
+            let (ours, recorder) = builder.build().expect("valid");
+            (
+                Dispatch::new(tracing_subscriber::registry().with(ours)),
+                Some(Box::new(recorder)),
             )
         }
         _ => {
@@ -184,7 +204,7 @@ fn overhead(c: &mut Criterion) {
         ("span_lifecycle", 2),
     ] {
         let mut group = c.benchmark_group(group_name);
-        for name in SETUPS {
+        for name in SETUPS.iter().chain(&VARIANTS).copied() {
             let setup = setup(name);
             tracing::dispatcher::with_default(&setup.dispatch, || {
                 group.bench_function(setup.name, |b| {

@@ -19,6 +19,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crate::record::{FLAG_EXPLICIT_PARENT, Scratch, kind};
 use crate::recorder::Shared;
+use crate::slow::SpanTiming;
 use crate::storage::{ThreadBuffer, ThreadIdentity, next_tid};
 
 /// Span ids are handed out to threads in blocks, so a new span costs no shared atomic.
@@ -136,14 +137,17 @@ impl FlightRecorderLayer {
         }
     }
 
+    /// Records an enter, exit or close; returns the clock reading it used, if it recorded.
     #[inline]
-    fn span_record(&self, kind: u8, id: &Id) {
+    fn span_record(&self, kind: u8, id: &Id) -> Option<u64> {
         if !self.shared.enabled {
-            return;
+            return None;
         }
+        let mut recorded = None;
         self.with_slot(|shared, slot| {
             if let Some(slow) = &shared.slow
                 && kind != kind::CLOSE
+                && slow.timing() == SpanTiming::Busy
             {
                 slow.on_enter_exit(id.into_u64(), kind == kind::ENTER, shared.now(), |a, b| {
                     shared.timebase.clock.delta_as_nanos(a, b)
@@ -166,7 +170,9 @@ impl FlightRecorderLayer {
             scratch.begin(kind, ts);
             scratch.put_u64(id.into_u64());
             shared.append(&slot.buffer, scratch.finish(0), ts);
+            recorded = Some(ts);
         });
+        recorded
     }
 }
 
@@ -266,11 +272,11 @@ where
     }
 
     fn on_enter(&self, id: &Id, _ctx: Context<'_, S>) {
-        self.span_record(kind::ENTER, id);
+        let _ = self.span_record(kind::ENTER, id);
     }
 
     fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
-        self.span_record(kind::EXIT, id);
+        let _ = self.span_record(kind::EXIT, id);
     }
 
     fn on_close(&self, id: Id, _ctx: Context<'_, S>) {
@@ -278,12 +284,15 @@ where
         if !shared.enabled {
             return;
         }
-        if shared.is_recording() {
-            self.span_record(kind::CLOSE, &id);
-        }
+        let recorded = if shared.is_recording() {
+            self.span_record(kind::CLOSE, &id)
+        } else {
+            None
+        };
         // Also when stopped: the span's timing entry must go.
         if let Some(slow) = &shared.slow {
-            let breach = slow.on_close(id.into_u64(), shared.now(), |a, b| {
+            let now = recorded.unwrap_or_else(|| shared.now());
+            let breach = slow.on_close(id.into_u64(), now, |a, b| {
                 shared.timebase.clock.delta_as_nanos(a, b)
             });
             if let Some(breach) = breach

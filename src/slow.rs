@@ -5,11 +5,11 @@
 //! registry's extensions, which would allocate a `Box` per span. Only spans with a threshold
 //! get an entry; others cost one look-up of their name.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
+use rustc_hash::FxHashMap;
 use tracing_core::Metadata;
 
 use crate::storage::lock;
@@ -80,7 +80,7 @@ pub(crate) struct SlowSpans {
 }
 
 /// Open spans with a threshold, by registry id; padded so shards never share a cache line.
-type Shard = CachePadded<Mutex<HashMap<u64, Timing>>>;
+type Shard = CachePadded<Mutex<FxHashMap<u64, Timing>>>;
 
 fn nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
@@ -97,7 +97,12 @@ impl SlowSpans {
                 .collect(),
             timing: config.timing,
             shards: (0..SHARDS)
-                .map(|_| CachePadded::new(Mutex::new(HashMap::with_capacity(SHARD_CAPACITY))))
+                .map(|_| {
+                    CachePadded::new(Mutex::new(FxHashMap::with_capacity_and_hasher(
+                        SHARD_CAPACITY,
+                        Default::default(),
+                    )))
+                })
                 .collect(),
         }
     }
@@ -106,7 +111,7 @@ impl SlowSpans {
         self.timing
     }
 
-    fn shard(&self, id: u64) -> &Mutex<HashMap<u64, Timing>> {
+    fn shard(&self, id: u64) -> &Mutex<FxHashMap<u64, Timing>> {
         let index = (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60) as usize % SHARDS;
         &self.shards[index]
     }
@@ -145,7 +150,7 @@ impl SlowSpans {
         );
     }
 
-    /// Busy timing: notes an enter or exit.
+    /// Busy timing (the caller checks [`timing`](Self::timing)): notes an enter or exit.
     #[inline]
     pub(crate) fn on_enter_exit(
         &self,
@@ -154,9 +159,6 @@ impl SlowSpans {
         now: u64,
         nanos_between: impl Fn(u64, u64) -> u64,
     ) {
-        if self.timing != SpanTiming::Busy {
-            return;
-        }
         let mut shard = lock(self.shard(id));
         let Some(timing) = shard.get_mut(&id) else {
             return;
