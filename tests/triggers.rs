@@ -469,3 +469,35 @@ fn the_error_level_is_configurable() {
     assert_eq!(files.len(), 1);
     assert_eq!(load(&files[0]).other("reason"), "error");
 }
+
+#[test]
+fn hostile_span_names_stay_inside_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let inner = dir.path().join("inner");
+    let (dispatch, recorder) =
+        slow_recorder(&inner, |b| b.dump_on_slow_span(Duration::from_millis(1)));
+    tracing::dispatcher::with_default(&dispatch, || {
+        tracing::info_span!("../../escape")
+            .in_scope(|| std::thread::sleep(Duration::from_millis(3)));
+        tracing::info_span!("/etc/passwd")
+            .in_scope(|| std::thread::sleep(Duration::from_millis(3)));
+    });
+    recorder.flush();
+    let files = dumps_in(&inner);
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert_eq!(
+        dumps_in(dir.path()),
+        std::slice::from_ref(&inner),
+        "nothing outside"
+    );
+    for file in files {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with("slow_span_"), "{name}");
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)),
+            "{name}"
+        );
+        load(&file);
+    }
+}
