@@ -687,9 +687,10 @@ fn micros(w: &mut impl Write, nanos: u64) -> io::Result<()> {
     write!(w, "{}.{:03}", nanos / 1000, nanos % 1000)
 }
 
-struct CountingWriter<W> {
-    inner: W,
-    count: u64,
+/// Counts the bytes that reach `inner`.
+pub(crate) struct CountingWriter<W> {
+    pub(crate) inner: W,
+    pub(crate) count: u64,
 }
 
 impl<W: Write> Write for CountingWriter<W> {

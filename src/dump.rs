@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use crate::chrome::{self, DumpContext, TriggerInfo};
+use crate::chrome::{self, CountingWriter, DumpContext, TriggerInfo};
 use crate::error::{DumpError, DumpStage};
 use crate::snapshot::{Capture, Snapshot, Timebase};
 use crate::storage::{lock, try_lock_until};
@@ -325,7 +325,7 @@ impl Dumper {
         context: &DumpContext,
         snapshot: &Snapshot,
     ) -> Result<DumpInfo, DumpError> {
-        self.inner.write(dir, label, context, snapshot)
+        self.inner.write_by(dir, label, context, snapshot, None)
     }
 
     pub(crate) fn report(&self, outcome: &DumpOutcome) {
@@ -373,7 +373,7 @@ impl DumperInner {
             Some(trigger) => format!("{}_{}", job.context.reason, trigger.span_name),
             None => job.context.reason.clone(),
         };
-        let result = self.write(&self.config.dir, &label, &job.context, &snapshot);
+        let result = self.write_by(&self.config.dir, &label, &job.context, &snapshot, None);
         let mut state = lock(&self.state);
         if let (Some(id), Ok(info)) = (job.slowest_entry, &result) {
             match state.slowest.iter_mut().find(|(_, entry, _)| *entry == id) {
@@ -387,17 +387,6 @@ impl DumperInner {
         self.idle.notify_all();
     }
 
-    /// Encodes and writes one dump file, applies retention and reports the outcome.
-    fn write(
-        &self,
-        dir: &Path,
-        label: &str,
-        context: &DumpContext,
-        snapshot: &Snapshot,
-    ) -> Result<DumpInfo, DumpError> {
-        self.write_by(dir, label, context, snapshot, None)
-    }
-
     /// Locks the bookkeeping; with a deadline (the panic path), gives up past it.
     fn state(&self, deadline: Option<Instant>) -> Option<MutexGuard<'_, DumperState>> {
         match deadline {
@@ -406,6 +395,7 @@ impl DumperInner {
         }
     }
 
+    /// Encodes and writes one dump file, applies retention and reports the outcome.
     fn write_by(
         &self,
         dir: &Path,
@@ -632,22 +622,5 @@ pub(crate) fn sanitize_label(label: &str) -> String {
         "dump".to_owned()
     } else {
         clean
-    }
-}
-
-struct CountingWriter<W> {
-    inner: W,
-    count: u64,
-}
-
-impl<W: Write> Write for CountingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.count += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
     }
 }

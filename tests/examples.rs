@@ -53,10 +53,7 @@ fn slow_tasks_dumps_each_slow_task() {
             name.chars()
                 .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
         );
-        let dump = common::Dump {
-            json: serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap(),
-        };
-        common::check_invariants(&dump);
+        let dump = common::load(&path);
         // The built-in trigger fired for this slow task; its span is complete and marked.
         assert_eq!(dump.other("reason"), "slow_span");
         let trigger = dump.other("trigger");
@@ -89,19 +86,7 @@ fn slow_tasks_dumps_each_slow_task() {
 }
 
 fn dumps(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut paths: Vec<_> = std::fs::read_dir(dir.join("blackbox-dumps"))
-        .map(|entries| entries.map(|e| e.unwrap().path()).collect())
-        .unwrap_or_default();
-    paths.sort();
-    paths
-}
-
-fn load(path: &std::path::Path) -> common::Dump {
-    let dump = common::Dump {
-        json: serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap(),
-    };
-    common::check_invariants(&dump);
-    dump
+    common::files_in(&dir.join("blackbox-dumps"))
 }
 
 #[test]
@@ -120,7 +105,7 @@ fn error_dump_leaves_an_error_dump() {
         "Trace saved to: {}",
         files[0].strip_prefix(dir.path()).unwrap().display()
     )));
-    let dump = load(&files[0]);
+    let dump = common::load(&files[0]);
     assert_eq!(dump.other("reason"), "error");
     let last = dump.phase("i").last().unwrap();
     assert_eq!(last["name"], "order failed");
@@ -146,7 +131,7 @@ fn panic_dump_leaves_a_panic_dump() {
         "{stderr}"
     );
     assert!(stderr.contains("the config line is a number"), "{stderr}");
-    let dump = load(&files[0]);
+    let dump = common::load(&files[0]);
     assert_eq!(dump.other("reason"), "panic");
     assert!(
         dump.other("panic")["message"]
@@ -213,7 +198,7 @@ fn signal_dump_dumps_on_each_sigusr1() {
         .collect();
     assert_eq!(saved.len(), 2, "{saved:?}");
     for file in dumps(dir.path()) {
-        let dump = load(&file);
+        let dump = common::load(&file);
         assert_eq!(dump.other("reason"), "signal");
         assert!(!dump.slices_named("job").is_empty());
     }

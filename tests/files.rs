@@ -18,11 +18,7 @@ fn entries(dir: &std::path::Path) -> Vec<String> {
 }
 
 fn check_file(path: &std::path::Path) -> common::Dump {
-    let dump = common::Dump {
-        json: serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap(),
-    };
-    common::check_invariants(&dump);
-    dump
+    common::load(path)
 }
 
 #[test]

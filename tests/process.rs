@@ -13,22 +13,6 @@ use tracing_blackbox::FlightRecorder;
 const CHILD: &str = "BLACKBOX_TEST_CHILD";
 const DIR: &str = "BLACKBOX_TEST_DIR";
 
-fn dumps_in(dir: &Path) -> Vec<PathBuf> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|entries| entries.map(|e| e.unwrap().path()).collect())
-        .unwrap_or_default();
-    paths.sort();
-    paths
-}
-
-fn load(path: &Path) -> common::Dump {
-    let dump = common::Dump {
-        json: serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap(),
-    };
-    common::check_invariants(&dump);
-    dump
-}
-
 /// Runs `test` of this binary as a child with `mode`; returns the child.
 fn child(test: &str, mode: &str, dir: &Path) -> Command {
     let mut command = Command::new(std::env::current_exe().unwrap());
@@ -89,7 +73,7 @@ fn a_panic_leaves_a_dump() {
             stderr.contains("tracing-blackbox: panic: trace saved to"),
             "{stderr}"
         );
-        let files = dumps_in(dir.path());
+        let files = common::files_in(dir.path());
         assert_eq!(files.len(), 1, "{mode}: {files:?}\n{stderr}");
         assert!(
             files[0]
@@ -98,7 +82,7 @@ fn a_panic_leaves_a_dump() {
                 .to_string_lossy()
                 .starts_with("panic_")
         );
-        let dump = load(&files[0]);
+        let dump = common::load(&files[0]);
         assert_eq!(dump.other("reason"), "panic");
         assert_eq!(dump.other("panic")["message"], message);
         assert!(
@@ -132,7 +116,7 @@ fn sigusr1_leaves_a_dump_per_signal() {
         // Work until two dumps exist (or give up after 20 s).
         let until = Instant::now() + Duration::from_secs(20);
         let mut n = 0u64;
-        while dumps_in(&dir)
+        while common::files_in(&dir)
             .iter()
             .filter(|p| p.extension().is_some_and(|e| e == "json"))
             .count()
@@ -165,7 +149,7 @@ fn sigusr1_leaves_a_dump_per_signal() {
         let status = Command::new("kill").args(["-USR1", &pid]).status().unwrap();
         assert!(status.success());
         let until = Instant::now() + Duration::from_secs(10);
-        while dumps_in(dir.path())
+        while common::files_in(dir.path())
             .iter()
             .filter(|p| p.extension().is_some_and(|e| e == "json"))
             .count()
@@ -176,7 +160,7 @@ fn sigusr1_leaves_a_dump_per_signal() {
         }
     }
     assert!(process.wait().unwrap().success());
-    let files = dumps_in(dir.path());
+    let files = common::files_in(dir.path());
     assert_eq!(files.len(), 2, "{files:?}");
     for file in files {
         assert!(
@@ -185,7 +169,7 @@ fn sigusr1_leaves_a_dump_per_signal() {
                 .to_string_lossy()
                 .starts_with("signal_")
         );
-        let dump = load(&file);
+        let dump = common::load(&file);
         assert_eq!(dump.other("reason"), "signal");
         assert!(dump.phase("i").any(|e| e["name"] == "working"));
     }

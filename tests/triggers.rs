@@ -2,28 +2,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tracing::info;
 use tracing_blackbox::{DumpOutcome, FlightRecorder, TriggerOutcome};
-
-fn dumps_in(dir: &Path) -> Vec<PathBuf> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|entries| entries.map(|e| e.unwrap().path()).collect())
-        .unwrap_or_default();
-    paths.sort();
-    paths
-}
-
-fn load(path: &Path) -> common::Dump {
-    let dump = common::Dump {
-        json: serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap(),
-    };
-    common::check_invariants(&dump);
-    dump
-}
 
 #[test]
 fn a_user_trigger_writes_a_dump_in_the_background() {
@@ -39,14 +23,14 @@ fn a_user_trigger_writes_a_dump_in_the_background() {
         info!("after the trigger");
     });
     recorder.flush();
-    let files = dumps_in(dir.path());
+    let files = common::files_in(dir.path());
     assert_eq!(files.len(), 1, "{files:?}");
     let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
     assert!(
         name.starts_with("payment_failed__") && name.ends_with(".json"),
         "{name}"
     );
-    let dump = load(&files[0]);
+    let dump = common::load(&files[0]);
     assert_eq!(dump.other("reason"), "payment failed!");
     let names: Vec<_> = dump.phase("i").map(|e| e["name"].clone()).collect();
     assert_eq!(
@@ -72,18 +56,18 @@ fn the_cooldown_suppresses_and_counts() {
     std::thread::sleep(Duration::from_millis(350));
     assert_eq!(recorder.trigger("fourth"), TriggerOutcome::Queued);
     recorder.flush();
-    let files = dumps_in(dir.path());
+    let files = common::files_in(dir.path());
     assert_eq!(files.len(), 3, "{files:?}");
     let fourth = files
         .iter()
         .find(|p| p.to_string_lossy().contains("fourth"))
         .unwrap();
-    assert_eq!(load(fourth).counter("suppressed"), 2);
+    assert_eq!(common::load(fourth).counter("suppressed"), 2);
     let first = files
         .iter()
         .find(|p| p.to_string_lossy().contains("first"))
         .unwrap();
-    assert_eq!(load(first).counter("suppressed"), 0);
+    assert_eq!(common::load(first).counter("suppressed"), 0);
 }
 
 #[test]
@@ -103,7 +87,7 @@ fn without_a_cooldown_every_trigger_gets_a_dump_or_is_counted() {
         .iter()
         .filter(|o| **o == TriggerOutcome::Queued)
         .count();
-    let files = dumps_in(dir.path());
+    let files = common::files_in(dir.path());
     assert_eq!(files.len(), queued, "each queued trigger has its dump");
     assert!(
         queued >= 4,
@@ -112,11 +96,14 @@ fn without_a_cooldown_every_trigger_gets_a_dump_or_is_counted() {
     // Whatever was suppressed is reported by a later dump.
     assert_eq!(recorder.trigger("after"), TriggerOutcome::Queued);
     recorder.flush();
-    let after = dumps_in(dir.path())
+    let after = common::files_in(dir.path())
         .into_iter()
         .find(|p| p.to_string_lossy().contains("after"))
         .unwrap();
-    assert_eq!(load(&after).counter("suppressed") as usize, 12 - queued);
+    assert_eq!(
+        common::load(&after).counter("suppressed") as usize,
+        12 - queued
+    );
 }
 
 #[test]
@@ -133,7 +120,7 @@ fn retention_keeps_the_newest_files_and_only_its_own() {
         recorder.trigger(&format!("t{n}"));
         recorder.flush();
     }
-    let names: Vec<String> = dumps_in(dir.path())
+    let names: Vec<String> = common::files_in(dir.path())
         .iter()
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
@@ -162,7 +149,7 @@ fn retention_by_bytes_never_deletes_the_file_just_written() {
         recorder.trigger(&format!("b{n}"));
         recorder.flush();
     }
-    let files = dumps_in(dir.path());
+    let files = common::files_in(dir.path());
     assert_eq!(files.len(), 1);
     assert!(files[0].to_string_lossy().contains("b2_"));
 }
@@ -222,10 +209,10 @@ fn hostile_reasons_stay_inside_the_directory() {
         recorder.trigger(reason);
     }
     recorder.flush();
-    let files = dumps_in(&inner);
+    let files = common::files_in(&inner);
     assert_eq!(files.len(), 6);
     assert_eq!(
-        dumps_in(dir.path()),
+        common::files_in(dir.path()),
         std::slice::from_ref(&inner),
         "nothing outside"
     );
@@ -261,7 +248,10 @@ fn a_slow_span_yields_one_dump_with_the_span_complete_and_a_fast_one_none() {
         let _fast = tracing::info_span!("fast_request", id = 1u64).entered();
     });
     recorder.flush();
-    assert!(dumps_in(dir.path()).is_empty(), "a fast span dumps nothing");
+    assert!(
+        common::files_in(dir.path()).is_empty(),
+        "a fast span dumps nothing"
+    );
     tracing::dispatcher::with_default(&dispatch, || {
         let span = tracing::info_span!("GET /users", id = 2u64);
         let _guard = span.enter();
@@ -269,11 +259,11 @@ fn a_slow_span_yields_one_dump_with_the_span_complete_and_a_fast_one_none() {
         std::thread::sleep(Duration::from_millis(60));
     });
     recorder.flush();
-    let files = dumps_in(dir.path());
+    let files = common::files_in(dir.path());
     assert_eq!(files.len(), 1, "{files:?}");
     let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
     assert!(name.starts_with("slow_span_GET__users_"), "{name}");
-    let dump = load(&files[0]);
+    let dump = common::load(&files[0]);
     assert_eq!(dump.other("reason"), "slow_span");
     let trigger = dump.other("trigger");
     assert_eq!(trigger["span"], "GET /users");
@@ -314,7 +304,7 @@ fn per_name_and_per_target_thresholds_take_precedence() {
             .in_scope(|| std::thread::sleep(Duration::from_millis(40)));
     });
     recorder.flush();
-    let names: Vec<String> = dumps_in(dir.path())
+    let names: Vec<String> = common::files_in(dir.path())
         .iter()
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
@@ -348,9 +338,9 @@ fn busy_time_counts_only_entered_time() {
         busy.in_scope(|| std::thread::sleep(Duration::from_millis(20)));
     });
     recorder.flush();
-    let files = dumps_in(dir.path());
+    let files = common::files_in(dir.path());
     assert_eq!(files.len(), 1, "{files:?}");
-    let dump = load(&files[0]);
+    let dump = common::load(&files[0]);
     assert_eq!(dump.other("trigger")["span"], "busy_work");
     assert_eq!(dump.other("trigger")["timing"], "busy");
     let busy_ms = dump.other("trigger")["duration_ms"].as_f64().unwrap();
@@ -375,11 +365,15 @@ fn without_a_cooldown_simultaneous_breaches_each_get_a_dump() {
         }
     });
     recorder.flush();
-    let files = dumps_in(dir.path());
+    let files = common::files_in(dir.path());
     assert_eq!(files.len(), 4, "{files:?}");
     let mut triggered: Vec<u64> = files
         .iter()
-        .map(|f| load(f).other("trigger")["fields"]["n"].as_u64().unwrap())
+        .map(|f| {
+            common::load(f).other("trigger")["fields"]["n"]
+                .as_u64()
+                .unwrap()
+        })
         .collect();
     triggered.sort_unstable();
     assert_eq!(triggered, [0, 1, 2, 3], "each breach dumped its own span");
@@ -400,7 +394,7 @@ fn the_cooldown_applies_to_slow_spans() {
     });
     recorder.flush();
     assert_eq!(
-        dumps_in(dir.path()).len(),
+        common::files_in(dir.path()).len(),
         1,
         "default cooldown: one a minute"
     );
@@ -420,9 +414,13 @@ fn top_n_keeps_the_slowest_and_a_faster_breach_never_replaces_a_slower_one() {
             recorder.flush();
         }
     });
-    let mut kept: Vec<u64> = dumps_in(dir.path())
+    let mut kept: Vec<u64> = common::files_in(dir.path())
         .iter()
-        .map(|f| load(f).other("trigger")["fields"]["ms"].as_u64().unwrap())
+        .map(|f| {
+            common::load(f).other("trigger")["fields"]["ms"]
+                .as_u64()
+                .unwrap()
+        })
         .collect();
     kept.sort_unstable();
     assert_eq!(kept, [40, 50]);
@@ -435,12 +433,12 @@ fn an_error_event_triggers_a_dump_that_contains_it() {
     tracing::dispatcher::with_default(&dispatch, || {
         tracing::warn!("only a warning");
         recorder.flush();
-        assert!(dumps_in(dir.path()).is_empty());
+        assert!(common::files_in(dir.path()).is_empty());
         tracing::info_span!("checkout")
             .in_scope(|| tracing::error!(code = 502u64, "payment failed"));
     });
     recorder.flush();
-    let files = dumps_in(dir.path());
+    let files = common::files_in(dir.path());
     assert_eq!(files.len(), 1);
     assert!(
         files[0]
@@ -449,7 +447,7 @@ fn an_error_event_triggers_a_dump_that_contains_it() {
             .to_string_lossy()
             .starts_with("error_")
     );
-    let dump = load(&files[0]);
+    let dump = common::load(&files[0]);
     assert_eq!(dump.other("reason"), "error");
     let last = dump.phase("i").last().unwrap();
     assert_eq!(last["name"], "payment failed");
@@ -465,9 +463,9 @@ fn the_error_level_is_configurable() {
         tracing::warn!("disk almost full");
     });
     recorder.flush();
-    let files = dumps_in(dir.path());
+    let files = common::files_in(dir.path());
     assert_eq!(files.len(), 1);
-    assert_eq!(load(&files[0]).other("reason"), "error");
+    assert_eq!(common::load(&files[0]).other("reason"), "error");
 }
 
 #[test]
@@ -483,10 +481,10 @@ fn hostile_span_names_stay_inside_the_directory() {
             .in_scope(|| std::thread::sleep(Duration::from_millis(3)));
     });
     recorder.flush();
-    let files = dumps_in(&inner);
+    let files = common::files_in(&inner);
     assert_eq!(files.len(), 2, "{files:?}");
     assert_eq!(
-        dumps_in(dir.path()),
+        common::files_in(dir.path()),
         std::slice::from_ref(&inner),
         "nothing outside"
     );
@@ -498,6 +496,6 @@ fn hostile_span_names_stay_inside_the_directory() {
                 .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)),
             "{name}"
         );
-        load(&file);
+        common::load(&file);
     }
 }

@@ -141,3 +141,21 @@ pub fn check_invariants(dump: &Dump) {
         assert!(dump.other(key).is_string(), "otherData.{key}");
     }
 }
+
+/// The files in `dir`, sorted; none if it does not exist.
+pub fn files_in(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut paths: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| entries.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    paths.sort();
+    paths
+}
+
+/// Reads a dump file, parses it and checks its invariants.
+pub fn load(path: &std::path::Path) -> Dump {
+    let dump = Dump {
+        json: serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap(),
+    };
+    check_invariants(&dump);
+    dump
+}
