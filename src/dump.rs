@@ -91,6 +91,9 @@ pub enum TriggerOutcome {
     /// Within the cooldown, or the queue was full, or not among the slowest kept: no dump;
     /// counted, and reported by the next dump as `otherData.suppressed`.
     Suppressed,
+    /// The recorder is switched off ([`Builder::enabled`](crate::Builder::enabled),
+    /// `BLACKBOX=0`): it has nothing to dump.
+    Disabled,
 }
 
 /// Dump settings from the builder.

@@ -199,6 +199,9 @@ impl Shared {
         trigger: Option<TriggerInfo>,
         rate_limited: bool,
     ) -> TriggerOutcome {
+        if !self.enabled {
+            return TriggerOutcome::Disabled;
+        }
         self.dumper
             .trigger(reason, trigger, rate_limited, || self.capture())
     }

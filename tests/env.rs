@@ -62,7 +62,13 @@ fn blackbox_off_records_nothing_and_stays_off() {
         tracing::info_span!("slow").in_scope(|| std::thread::sleep(Duration::from_millis(5)));
         info!("not recorded either");
     });
+    assert_eq!(recorder.trigger("anything"), TriggerOutcome::Disabled);
     recorder.flush();
+    assert!(
+        !std::path::Path::new(tracing_blackbox::DEFAULT_DUMP_DIR)
+            .join("anything")
+            .exists()
+    );
     let snapshot = recorder.snapshot();
     assert!(snapshot.records.is_empty());
     assert_eq!(snapshot.counters.written, 0);
