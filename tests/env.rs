@@ -49,7 +49,9 @@ fn every_variable_takes_effect() {
 
 #[test]
 fn blackbox_off_records_nothing_and_stays_off() {
+    let dir = tempfile::tempdir().unwrap();
     let (layer, recorder) = FlightRecorder::builder()
+        .dump_dir(dir.path())
         .dump_on_slow_span(Duration::from_millis(1))
         .with_env_from(vars(&[("BLACKBOX", "0")]))
         .build()
