@@ -99,6 +99,12 @@ enum Out {
         span: u64,
         ts: u64,
     },
+    /// A flow arrow step (`s`, `t` or `f`) bound to one of the span's slices.
+    Flow {
+        span: u64,
+        ts: u64,
+        phase: u8,
+    },
 }
 
 #[derive(Default, Clone, Copy)]
@@ -269,6 +275,7 @@ impl<'a> Encoder<'a> {
                 ));
             }
         }
+        self.add_flows();
         let window_start = self.snapshot.window_start_ns;
         for (&span, info) in &self.spans {
             let (begin_ts, begin_tid) = info
@@ -290,11 +297,44 @@ impl<'a> Encoder<'a> {
                 let (rank, dur) = match out {
                     Out::Begin { .. } => (0, 0),
                     Out::Slice { dur, .. } => (1, *dur),
-                    Out::Instant { .. } => (2, 0),
-                    Out::End { .. } => (3, 0),
+                    Out::Flow { .. } => (2, 0),
+                    Out::Instant { .. } => (3, 0),
+                    Out::End { .. } => (4, 0),
                 };
                 (*ts, rank, Reverse(dur))
             });
+        }
+    }
+
+    /// Links the consecutive slices (polls, for async code) of every span that ran on more than
+    /// one thread with flow arrows: `s` on the first, `t` on the ones between, `f` on the last,
+    /// each at its slice's start, so a request can be followed from thread to thread.
+    fn add_flows(&mut self) {
+        let mut slices: HashMap<u64, Vec<(u64, u64)>> = HashMap::new();
+        for (&tid, timeline) in &self.timelines {
+            for (_, out) in &timeline.out {
+                if let Out::Slice { span, ts, .. } = *out {
+                    slices.entry(span).or_default().push((ts, tid));
+                }
+            }
+        }
+        for (span, mut list) in slices {
+            let first_tid = list[0].1;
+            if list.iter().all(|&(_, tid)| tid == first_tid) {
+                continue;
+            }
+            list.sort_unstable();
+            let last = list.len() - 1;
+            for (i, (ts, tid)) in list.into_iter().enumerate() {
+                let phase = match i {
+                    0 => b's',
+                    i if i == last => b'f',
+                    _ => b't',
+                };
+                if let Some(timeline) = self.timelines.get_mut(&tid) {
+                    timeline.out.push((ts, Out::Flow { span, ts, phase }));
+                }
+            }
         }
     }
 
@@ -433,6 +473,19 @@ impl<'a> Encoder<'a> {
                 }
                 write_fields(w, info.fields.iter().copied())?;
                 w.write_all(b"}}")
+            }
+            Out::Flow { span, ts, phase } => {
+                let info = self.span(span);
+                write!(w, "{{\"ph\":\"{}\",\"name\":", char::from(phase))?;
+                json_str(w, info.name())?;
+                w.write_all(b",\"cat\":")?;
+                json_str(w, info.category())?;
+                write!(w, ",\"id\":{span},\"pid\":{pid},\"tid\":{tid},\"ts\":")?;
+                micros(w, ts)?;
+                if phase == b'f' {
+                    w.write_all(b",\"bp\":\"e\"")?;
+                }
+                w.write_all(b"}")
             }
             Out::End { span, ts } => {
                 let info = self.span(span);

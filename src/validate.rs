@@ -30,6 +30,8 @@ pub struct Summary {
     pub async_pairs: usize,
     /// Instant events (`i`, `I`).
     pub instants: usize,
+    /// Flow arrows (one per `s`…`f` chain).
+    pub flows: usize,
     /// Distinct `(pid, tid)` threads with events.
     pub threads: usize,
     /// Whether each thread's events appear in the file in non-decreasing `ts` order (the format
@@ -66,6 +68,37 @@ fn violation(event: Option<usize>, message: impl Into<String>) -> Violation {
 
 /// `(pid, tid)`.
 type Thread = (i64, i64);
+
+/// Answers "is this instant inside some slice?" for one thread's slices in O(log n).
+struct Reach {
+    /// Slice starts, ascending.
+    starts: Vec<i64>,
+    /// For each position, the latest end among the slices up to it.
+    furthest_end: Vec<i64>,
+}
+
+impl Reach {
+    /// `slices`: `(ts, dur, index)` sorted by `ts`.
+    fn new(slices: &[(i64, i64, usize)]) -> Self {
+        let mut furthest = i64::MIN;
+        let furthest_end = slices
+            .iter()
+            .map(|&(ts, dur, _)| {
+                furthest = furthest.max(ts + dur);
+                furthest
+            })
+            .collect();
+        Reach {
+            starts: slices.iter().map(|&(ts, _, _)| ts).collect(),
+            furthest_end,
+        }
+    }
+
+    fn covers(&self, ts: i64) -> bool {
+        let started = self.starts.partition_point(|&start| start <= ts);
+        started > 0 && self.furthest_end[started - 1] >= ts
+    }
+}
 /// A begin or end: `(ts, is_begin, event index)`.
 type Mark = (i64, bool, usize);
 
@@ -86,6 +119,8 @@ fn nanos(value: f64) -> i64 {
 /// - per thread, `X` slices sorted by start nest (no partial overlap), with `dur >= 0`;
 /// - per thread, `B`/`E` balance;
 /// - async `b`/`e`: each id is opened once and closed once, not before it opens;
+/// - flows: per id one `s`, then `t` steps, then one `f`, in time order, each inside an `X`
+///   slice of its thread;
 /// - every thread with events is named by a `thread_name` metadata event.
 pub fn check(trace: &Value) -> Result<Summary, Violation> {
     let events = match trace {
@@ -112,6 +147,8 @@ pub fn check(trace: &Value) -> Result<Summary, Violation> {
     // (ts, is_begin, event index) per thread, and per (category, id).
     let mut begin_end: HashMap<Thread, Vec<Mark>> = HashMap::new();
     let mut asyncs: HashMap<(String, String), Vec<Mark>> = HashMap::new();
+    // Flow steps per (category, id): (ts, phase, event index, thread).
+    let mut flows: HashMap<(String, String), Vec<(i64, u8, usize, Thread)>> = HashMap::new();
     let mut last_ts: HashMap<Thread, i64> = HashMap::new();
 
     for (index, event) in events.iter().enumerate() {
@@ -182,6 +219,23 @@ pub fn check(trace: &Value) -> Result<Summary, Violation> {
                     .or_default()
                     .push((ts, ph == "b", index));
             }
+            "s" | "t" | "f" => {
+                let id = object
+                    .get("id")
+                    .map(Value::to_string)
+                    .ok_or_else(|| violation(at, "flow event without an id"))?;
+                let category = object
+                    .get("cat")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                flows.entry((category, id)).or_default().push((
+                    ts,
+                    ph.as_bytes()[0],
+                    index,
+                    thread,
+                ));
+            }
             "i" | "I" | "n" => summary.instants += 1,
             _ => {}
         }
@@ -207,6 +261,33 @@ pub fn check(trace: &Value) -> Result<Summary, Violation> {
             open.push((ts + dur, index));
             summary.slices += 1;
         }
+    }
+
+    let reach: HashMap<Thread, Reach> = slices
+        .iter()
+        .map(|(&thread, list)| (thread, Reach::new(list)))
+        .collect();
+    for ((category, id), list) in &mut flows {
+        list.sort_by_key(|&(ts, phase, index, _)| (ts, phase != b's', phase == b'f', index));
+        let starts = list.iter().filter(|f| f.1 == b's').count();
+        let finishes = list.iter().filter(|f| f.1 == b'f').count();
+        if starts != 1 || finishes != 1 || list[0].1 != b's' || list[list.len() - 1].1 != b'f' {
+            return Err(violation(
+                Some(list[0].2),
+                format!(
+                    "flow {id} (cat {category:?}) must be one s, then t steps, then one f in time order"
+                ),
+            ));
+        }
+        for &(ts, _, index, thread) in list.iter() {
+            if !reach.get(&thread).is_some_and(|r| r.covers(ts)) {
+                return Err(violation(
+                    Some(index),
+                    format!("flow {id} step is not inside a slice on its thread"),
+                ));
+            }
+        }
+        summary.flows += 1;
     }
 
     for (&(pid, tid), list) in &mut begin_end {
@@ -267,4 +348,90 @@ pub fn check(trace: &Value) -> Result<Summary, Violation> {
     }
     summary.threads = last_ts.len();
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn named(events: Vec<Value>) -> Value {
+        let mut all = vec![
+            json!({"ph": "M", "name": "thread_name", "pid": 1, "tid": 1, "args": {"name": "a"}}),
+            json!({"ph": "M", "name": "thread_name", "pid": 1, "tid": 2, "args": {"name": "b"}}),
+        ];
+        all.extend(events);
+        json!({ "traceEvents": all })
+    }
+
+    #[test]
+    fn overlapping_slices_are_a_violation() {
+        let trace = named(vec![
+            json!({"ph": "X", "name": "a", "pid": 1, "tid": 1, "ts": 0.0, "dur": 10.0}),
+            json!({"ph": "X", "name": "b", "pid": 1, "tid": 1, "ts": 5.0, "dur": 10.0}),
+        ]);
+        let err = check(&trace).unwrap_err();
+        assert!(err.message.contains("overlaps"), "{err}");
+        // Sub-microsecond overlap counts too.
+        let trace = named(vec![
+            json!({"ph": "X", "name": "a", "pid": 1, "tid": 1, "ts": 0.0, "dur": 10.0}),
+            json!({"ph": "X", "name": "b", "pid": 1, "tid": 1, "ts": 9.999, "dur": 0.002}),
+        ]);
+        assert!(check(&trace).is_err());
+    }
+
+    #[test]
+    fn unnamed_threads_unbalanced_pairs_and_broken_flows_are_violations() {
+        let unnamed =
+            json!({"traceEvents": [{"ph": "i", "name": "x", "pid": 1, "tid": 9, "ts": 1.0}]});
+        assert!(check(&unnamed).unwrap_err().message.contains("thread_name"));
+        let e_first = named(vec![json!({"ph": "E", "pid": 1, "tid": 1, "ts": 1.0})]);
+        assert!(check(&e_first).is_err());
+        let two_begins = named(vec![
+            json!({"ph": "b", "cat": "c", "id": "0x1", "name": "s", "pid": 1, "tid": 1, "ts": 1.0}),
+            json!({"ph": "b", "cat": "c", "id": "0x1", "name": "s", "pid": 1, "tid": 1, "ts": 2.0}),
+            json!({"ph": "e", "cat": "c", "id": "0x1", "name": "s", "pid": 1, "tid": 1, "ts": 3.0}),
+        ]);
+        assert!(check(&two_begins).is_err());
+        let flow_outside = named(vec![
+            json!({"ph": "X", "name": "a", "pid": 1, "tid": 1, "ts": 0.0, "dur": 1.0}),
+            json!({"ph": "s", "cat": "c", "id": 7, "name": "a", "pid": 1, "tid": 1, "ts": 0.0}),
+            json!({"ph": "f", "cat": "c", "id": 7, "name": "a", "pid": 1, "tid": 2, "ts": 5.0, "bp": "e"}),
+        ]);
+        assert!(
+            check(&flow_outside)
+                .unwrap_err()
+                .message
+                .contains("not inside")
+        );
+    }
+
+    #[test]
+    fn a_well_formed_trace_passes_with_its_counts() {
+        let trace = named(vec![
+            json!({"ph": "X", "name": "a", "pid": 1, "tid": 1, "ts": 0.0, "dur": 10.0}),
+            json!({"ph": "X", "name": "a2", "pid": 1, "tid": 1, "ts": 10.0, "dur": 1.0}),
+            json!({"ph": "X", "name": "b", "pid": 1, "tid": 2, "ts": 20.0, "dur": 1.0}),
+            json!({"ph": "s", "cat": "c", "id": 7, "name": "a", "pid": 1, "tid": 1, "ts": 0.0}),
+            json!({"ph": "f", "cat": "c", "id": 7, "name": "a", "pid": 1, "tid": 2, "ts": 20.0, "bp": "e"}),
+            json!({"ph": "b", "cat": "c", "id": "0x1", "name": "s", "pid": 1, "tid": 1, "ts": 0.0}),
+            json!({"ph": "e", "cat": "c", "id": "0x1", "name": "s", "pid": 1, "tid": 2, "ts": 21.0}),
+            json!({"ph": "i", "s": "t", "name": "x", "pid": 1, "tid": 1, "ts": 1.0}),
+        ]);
+        let summary = check(&trace).unwrap();
+        assert_eq!(
+            (
+                summary.slices,
+                summary.flows,
+                summary.async_pairs,
+                summary.instants
+            ),
+            (3, 1, 1, 1)
+        );
+        assert_eq!(summary.threads, 2);
+        assert!(
+            !summary.sorted_per_thread,
+            "the instant comes after a later slice in the file"
+        );
+    }
 }

@@ -363,4 +363,30 @@ fn spans_that_hop_threads_keep_one_id() {
     assert_eq!(ids.len(), 1);
     let tids: std::collections::HashSet<_> = slices.iter().map(|x| x["tid"].clone()).collect();
     assert_eq!(tids.len(), 3);
+    // Flow arrows link the three slices in order, thread to thread.
+    let steps: Vec<_> = dump
+        .events()
+        .iter()
+        .filter(|e| ["s", "t", "f"].contains(&e["ph"].as_str().unwrap()))
+        .collect();
+    assert_eq!(steps.len(), 3);
+    let mut by_ts = steps.clone();
+    by_ts.sort_by(|a, b| {
+        a["ts"]
+            .as_f64()
+            .unwrap()
+            .total_cmp(&b["ts"].as_f64().unwrap())
+    });
+    let phases: Vec<_> = by_ts.iter().map(|e| e["ph"].as_str().unwrap()).collect();
+    assert_eq!(phases, ["s", "t", "f"]);
+    let mut slice_starts: Vec<_> = slices
+        .iter()
+        .map(|x| (x["ts"].as_f64().unwrap(), x["tid"].clone()))
+        .collect();
+    slice_starts.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for (step, (ts, tid)) in by_ts.iter().zip(&slice_starts) {
+        assert_eq!(step["ts"].as_f64().unwrap(), *ts);
+        assert_eq!(&step["tid"], tid);
+        assert_eq!(step["id"], slices[0]["args"]["span_id"]);
+    }
 }
