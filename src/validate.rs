@@ -99,6 +99,8 @@ impl Reach {
         started > 0 && self.furthest_end[started - 1] >= ts
     }
 }
+/// A flow step: `(ts, phase, event index, thread)`.
+type FlowStep = (i64, u8, usize, Thread);
 /// A begin or end: `(ts, is_begin, event index)`.
 type Mark = (i64, bool, usize);
 
@@ -148,7 +150,7 @@ pub fn check(trace: &Value) -> Result<Summary, Violation> {
     let mut begin_end: HashMap<Thread, Vec<Mark>> = HashMap::new();
     let mut asyncs: HashMap<(String, String), Vec<Mark>> = HashMap::new();
     // Flow steps per (category, id): (ts, phase, event index, thread).
-    let mut flows: HashMap<(String, String), Vec<(i64, u8, usize, Thread)>> = HashMap::new();
+    let mut flows: HashMap<(String, String), Vec<FlowStep>> = HashMap::new();
     let mut last_ts: HashMap<Thread, i64> = HashMap::new();
 
     for (index, event) in events.iter().enumerate() {
