@@ -155,7 +155,6 @@ fn a_current_thread_runtime_interleaves_and_still_nests() {
                 tokio::time::sleep(Duration::from_millis(5)).await;
                 info!("b resumed");
             };
-            #[allow(clippy::async_yields_async)]
             futures::join!(a, b);
             join_all((0..3).map(|n| child(0, n)))
                 .instrument(info_span!("parent"))
