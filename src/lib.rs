@@ -12,6 +12,8 @@ mod chrome;
 mod dump;
 mod env;
 mod error;
+#[cfg(feature = "http")]
+mod http;
 mod layer;
 mod record;
 mod recorder;
@@ -33,6 +35,8 @@ pub use dump::{
 };
 pub use env::ENV_VARS;
 pub use error::{BuildError, DumpError, DumpStage};
+#[cfg(feature = "http")]
+pub use http::{HttpConfig, HttpError, HttpServer, SNAPSHOT_PATH};
 pub use layer::FlightRecorderLayer;
 pub use record::{Field, FieldValue, TRUNCATION_MARKER};
 pub use recorder::FlightRecorder;

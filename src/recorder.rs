@@ -279,8 +279,40 @@ impl FlightRecorder {
     /// Recording threads never wait for this: each thread's buffer is locked only long enough
     /// to copy it. Concurrent dumps are serialized; the second waits for the first.
     pub fn write_to<W: Write>(&self, writer: W) -> io::Result<u64> {
+        self.write_for("manual", writer)
+    }
+
+    /// [`write_to`](Self::write_to) with another `otherData.reason`.
+    pub(crate) fn write_for<W: Write>(&self, reason: &str, writer: W) -> io::Result<u64> {
         let _serialized = lock(&self.shared().dump_lock);
-        chrome::write(&self.shared().snapshot(), &DumpContext::manual(), writer)
+        chrome::write(
+            &self.shared().snapshot(),
+            &DumpContext::reason(reason),
+            writer,
+        )
+    }
+
+    /// Serves snapshots over HTTP on `addr` (loopback only; see
+    /// [`serve_http_with`](Self::serve_http_with)): `GET /debug/trace/snapshot` answers with a
+    /// dump (`otherData.reason` = `http`), `?gzip=1` with it gzipped. Dropping the returned
+    /// guard stops the server.
+    ///
+    /// ```text
+    /// curl http://127.0.0.1:6060/debug/trace/snapshot > trace.json
+    /// curl -o trace.json.gz 'http://127.0.0.1:6060/debug/trace/snapshot?gzip=1'
+    /// ```
+    #[cfg(feature = "http")]
+    pub fn serve_http(&self, addr: &str) -> Result<crate::HttpServer, crate::HttpError> {
+        crate::http::serve(self, crate::HttpConfig::new(addr))
+    }
+
+    /// [`serve_http`](Self::serve_http) with a bearer token, or on a non-loopback address.
+    #[cfg(feature = "http")]
+    pub fn serve_http_with(
+        &self,
+        config: crate::HttpConfig,
+    ) -> Result<crate::HttpServer, crate::HttpError> {
+        crate::http::serve(self, config)
     }
 
     /// Writes a dump to `path`, atomically: the trace goes to a temporary file beside it

@@ -1,0 +1,221 @@
+//! The `/debug/trace/snapshot` endpoint, with a real client against the real server.
+#![cfg(feature = "http")]
+
+mod common;
+
+use std::io::Read;
+use std::time::Duration;
+
+use tracing::info;
+use tracing_blackbox::{FlightRecorder, HttpConfig, HttpError};
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build(),
+    )
+}
+
+fn body(response: &mut ureq::http::Response<ureq::Body>) -> Vec<u8> {
+    response
+        .body_mut()
+        .with_config()
+        .limit(1 << 30)
+        .read_to_vec()
+        .unwrap()
+}
+
+fn header(response: &ureq::http::Response<ureq::Body>, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn get_serves_a_dump_plain_and_gzipped() {
+    let (dispatch, recorder) = common::recorder_with(1 << 20);
+    tracing::dispatcher::with_default(&dispatch, || {
+        let _span = tracing::info_span!("served").entered();
+        info!("visible over http");
+    });
+    let server = recorder.serve_http("127.0.0.1:0").unwrap();
+    let url = server.url();
+    assert!(url.starts_with("http://127.0.0.1:") && url.ends_with("/debug/trace/snapshot"));
+
+    let mut response = agent().get(&url).call().unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "content-type"), "application/json");
+    let disposition = header(&response, "content-disposition");
+    assert!(
+        disposition.starts_with("attachment; filename=\"trace_")
+            && disposition.ends_with(".json\""),
+        "{disposition}"
+    );
+    let dump = common::Dump {
+        json: serde_json::from_slice(&body(&mut response)).unwrap(),
+    };
+    common::check_invariants(&dump);
+    assert_eq!(dump.other("reason"), "http");
+    assert_eq!(dump.phase("i").next().unwrap()["name"], "visible over http");
+
+    let mut response = agent().get(format!("{url}?gzip=1")).call().unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "content-type"), "application/gzip");
+    assert!(header(&response, "content-disposition").ends_with(".json.gz\""));
+    assert!(
+        header(&response, "content-encoding").is_empty(),
+        "the body is the .gz file itself"
+    );
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&body(&mut response)[..])
+        .read_to_string(&mut text)
+        .unwrap();
+    let dump = common::Dump {
+        json: serde_json::from_str(&text).unwrap(),
+    };
+    common::check_invariants(&dump);
+    assert_eq!(dump.other("reason"), "http");
+}
+
+#[test]
+fn tokens_methods_and_paths() {
+    let (_dispatch, recorder) = common::recorder_with(1 << 20);
+    let server = recorder
+        .serve_http_with(HttpConfig::new("127.0.0.1:0").bearer_token("s3cret"))
+        .unwrap();
+    let url = server.url();
+    let mut denied = agent().get(&url).call().unwrap();
+    assert_eq!(denied.status(), 401);
+    assert!(
+        !String::from_utf8(body(&mut denied))
+            .unwrap()
+            .contains("traceEvents")
+    );
+    let wrong = agent()
+        .get(&url)
+        .header("Authorization", "Bearer s3cre")
+        .call()
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let mut allowed = agent()
+        .get(&url)
+        .header("Authorization", "Bearer s3cret")
+        .call()
+        .unwrap();
+    assert_eq!(allowed.status(), 200);
+    assert!(
+        String::from_utf8(body(&mut allowed))
+            .unwrap()
+            .contains("traceEvents")
+    );
+    let post = agent()
+        .post(&url)
+        .header("Authorization", "Bearer s3cret")
+        .send("")
+        .unwrap();
+    assert_eq!(post.status(), 405);
+    assert_eq!(header(&post, "allow"), "GET");
+    let elsewhere = format!("http://{}/debug/other", server.local_addr());
+    assert_eq!(agent().get(&elsewhere).call().unwrap().status(), 404);
+}
+
+#[test]
+fn one_snapshot_at_a_time_the_rest_get_503() {
+    let (dispatch, recorder) = common::recorder_with(8 << 20);
+    tracing::dispatcher::with_default(&dispatch, || {
+        for i in 0..150_000u64 {
+            info!(
+                i,
+                text = "filling the buffer so a dump takes a while",
+                "filler"
+            );
+        }
+    });
+    let server = recorder.serve_http("127.0.0.1:0").unwrap();
+    let url = server.url();
+    let statuses: Vec<(u16, String)> = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..6)
+            .map(|_| {
+                let url = url.clone();
+                scope.spawn(move || {
+                    let mut response = agent().get(&url).call().unwrap();
+                    let retry = header(&response, "retry-after");
+                    let _ = body(&mut response);
+                    (response.status().as_u16(), retry)
+                })
+            })
+            .collect();
+        clients.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    assert!(statuses.iter().any(|(s, _)| *s == 200), "{statuses:?}");
+    assert!(statuses.iter().any(|(s, _)| *s == 503), "{statuses:?}");
+    for (status, retry) in &statuses {
+        assert!(
+            *status == 200 || (*status == 503 && retry == "1"),
+            "{statuses:?}"
+        );
+    }
+}
+
+#[test]
+fn dropping_the_guard_frees_the_port() {
+    let (_dispatch, recorder) = common::recorder_with(1 << 20);
+    let server = recorder.serve_http("127.0.0.1:0").unwrap();
+    let addr = server.local_addr();
+    assert_eq!(agent().get(server.url()).call().unwrap().status(), 200);
+    drop(server);
+    std::net::TcpListener::bind(addr).expect("the port is free again");
+}
+
+#[test]
+fn only_loopback_unless_asked() {
+    let (_dispatch, recorder) = common::recorder_with(1 << 20);
+    let err = recorder.serve_http("0.0.0.0:0").unwrap_err();
+    assert!(matches!(err, HttpError::NotLoopback { .. }));
+    assert!(err.to_string().contains("allow_non_loopback"), "{err}");
+    let server = recorder
+        .serve_http_with(HttpConfig::new("0.0.0.0:0").allow_non_loopback(true))
+        .unwrap();
+    let url = format!(
+        "http://127.0.0.1:{}/debug/trace/snapshot",
+        server.local_addr().port()
+    );
+    assert_eq!(agent().get(&url).call().unwrap().status(), 200);
+    assert!(matches!(
+        recorder.serve_http("not an address").unwrap_err(),
+        HttpError::Address { .. }
+    ));
+    let taken = recorder.serve_http("127.0.0.1:0").unwrap();
+    let again = recorder
+        .serve_http(&taken.local_addr().to_string())
+        .unwrap_err();
+    assert!(matches!(again, HttpError::Bind { .. }), "{again}");
+}
+
+#[test]
+fn http_dumps_ignore_the_trigger_cooldown() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_layer, recorder) = FlightRecorder::builder()
+        .dump_dir(dir.path())
+        .build()
+        .unwrap();
+    recorder.trigger("starts the cooldown");
+    assert_eq!(
+        recorder.trigger("within the cooldown"),
+        tracing_blackbox::TriggerOutcome::Suppressed
+    );
+    let server = recorder.serve_http("127.0.0.1:0").unwrap();
+    for _ in 0..3 {
+        assert_eq!(agent().get(server.url()).call().unwrap().status(), 200);
+    }
+    recorder.flush();
+    assert_eq!(
+        common::files_in(dir.path()).len(),
+        1,
+        "only the first trigger wrote a file"
+    );
+}
