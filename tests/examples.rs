@@ -203,3 +203,154 @@ fn signal_dump_dumps_on_each_sigusr1() {
         assert!(!dump.slices_named("job").is_empty());
     }
 }
+
+#[cfg(feature = "http")]
+#[test]
+fn http_snapshot_serves_its_traces() {
+    use std::io::BufRead;
+    let binary = example("http_snapshot").expect("examples are built by `cargo test`");
+    // A free port, released just before the example binds it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(&binary)
+        .args(["--port", &port.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut curl = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if line.trim_start().starts_with("curl http") {
+            curl = line.trim().to_owned();
+            break;
+        }
+    }
+    let url = format!("http://127.0.0.1:{port}/debug/trace/snapshot");
+    assert_eq!(
+        curl,
+        format!("curl {url} > trace.json"),
+        "prints the curl command"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut response = ureq::get(&url).call().unwrap();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(1 << 30)
+        .read_to_vec()
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let dump = common::Dump {
+        json: serde_json::from_slice(&body).unwrap(),
+    };
+    common::check_invariants(&dump);
+    assert_eq!(dump.other("reason"), "http");
+    assert!(!dump.slices_named("step").is_empty());
+}
+
+#[test]
+fn axum_service_dumps_slow_requests_with_their_spans() {
+    use std::io::BufRead;
+    use std::time::{Duration, Instant};
+    let binary = example("axum_service").expect("examples are built by `cargo test`");
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(&binary)
+        .args(["--port", &port.to_string()])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(lines.next().unwrap().unwrap().starts_with("Listening on"));
+    // Load from a real client: 24 requests on 6 threads; users 10 and 20 are slow.
+    let ids: Vec<u64> = (1..=24).collect();
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let clients: Vec<_> = ids
+            .chunks(4)
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|id| {
+                            let url = format!("http://127.0.0.1:{port}/users/{id}");
+                            ureq::get(&url).call().unwrap().status().as_u16()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        clients
+            .into_iter()
+            .flat_map(|c| c.join().unwrap())
+            .collect()
+    });
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let until = Instant::now() + Duration::from_secs(15);
+    while dumps(dir.path()).len() < 2 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The app's own snapshot route works too.
+    let mut response = ureq::get(&format!("http://127.0.0.1:{port}/debug/trace/snapshot"))
+        .call()
+        .unwrap();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(1 << 30)
+        .read_to_vec()
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let whole = common::Dump {
+        json: serde_json::from_slice(&body).unwrap(),
+    };
+    common::check_invariants(&whole);
+    assert_eq!(
+        whole.phase("b").filter(|b| b["name"] == "load_user").count(),
+        24,
+        "one lifetime per request's load_user (polled several times each)"
+    );
+
+    let files = dumps(dir.path());
+    assert_eq!(files.len(), 2, "only the slow requests dumped: {files:?}");
+    for (file, id) in files.iter().zip([10u64, 20]) {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            name.starts_with(&format!("slow_request_GET__users_{id}_")),
+            "{name}"
+        );
+        let dump = common::load(file);
+        let path = format!("/users/{id}");
+        let request = dump
+            .slices_named("request")
+            .into_iter()
+            .filter(|x| x["args"]["fields"]["path"] == path.as_str())
+            .collect::<Vec<_>>();
+        assert!(!request.is_empty(), "{name} holds its request's span");
+        let begin = dump
+            .phase("b")
+            .find(|b| b["name"] == "request" && b["args"]["fields"]["path"] == path.as_str())
+            .unwrap();
+        let end = dump.phase("e").find(|e| e["id"] == begin["id"]).unwrap();
+        assert!(
+            end.get("args").is_none(),
+            "{name}: the slow request is complete"
+        );
+        assert!(end["ts"].as_f64().unwrap() - begin["ts"].as_f64().unwrap() >= 500_000.0);
+        assert!(
+            dump.slices_named("load_user")
+                .iter()
+                .any(|x| x["args"]["fields"]["id"] == id)
+        );
+    }
+}
