@@ -61,7 +61,7 @@ async fn record_slow_requests(
 #[instrument]
 async fn load_user(id: u64) -> String {
     // Every tenth user lives on a slow shard.
-    let delay = if id % 10 == 0 { 600 } else { 5 };
+    let delay = if id.is_multiple_of(10) { 600 } else { 5 };
     tokio::time::sleep(Duration::from_millis(delay)).await;
     info!(id, delay, "user loaded");
     format!("user {id}\n")
