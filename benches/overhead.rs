@@ -175,6 +175,44 @@ fn span_lifecycle(i: u64) {
     drop(span);
 }
 
+/// Pending `remaining` times, then ready: a future polled several times, like a task that
+/// awaits I/O.
+struct Yields {
+    remaining: u32,
+}
+
+impl std::future::Future for Yields {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.remaining == 0 {
+            return std::task::Poll::Ready(());
+        }
+        self.remaining -= 1;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
+
+/// Polls of one instrumented future.
+const POLLS: u32 = 10;
+
+/// An `#[instrument]`-style future: a span with a field, entered for each of its 10 polls.
+fn instrumented_future(i: u64) {
+    use tracing::Instrument;
+    let mut future = std::pin::pin!(
+        Yields {
+            remaining: POLLS - 1
+        }
+        .instrument(info_span!("task", n = i))
+    );
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    while future.as_mut().poll(&mut cx).is_pending() {}
+}
+
 /// Runs `iters` static events on each of `threads` threads at once; returns the wall time.
 fn on_threads(dispatch: &Dispatch, threads: usize, iters: u64) -> Duration {
     let barrier = Barrier::new(threads + 1);
@@ -222,6 +260,22 @@ fn overhead(c: &mut Criterion) {
         }
         group.finish();
     }
+
+    // An instrumented future polled 10 times: span new, 10 enter/exit pairs, close.
+    let mut group = c.benchmark_group("async_future");
+    for name in ["floor", "chrome_sink", "blackbox"] {
+        let setup = setup(name);
+        tracing::dispatcher::with_default(&setup.dispatch, || {
+            group.bench_function(setup.name, |b| {
+                let mut i = 0u64;
+                b.iter(|| {
+                    i += 1;
+                    instrumented_future(i);
+                })
+            });
+        });
+    }
+    group.finish();
 
     // Throughput per thread: the time one event takes when 1 or 2 threads record at once.
     // Scaling = 2 × t(1) / t(2); perfect is 2.

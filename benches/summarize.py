@@ -47,6 +47,15 @@ for s in ["fmt_sink", "chrome_sink", "flight_recorder"]:
     print(f"| {LABELS[s]} | " + " | ".join(f"{m[(g, s)] / ours[g]:.1f}×" for g in GROUPS) + " |")
 print(f"| span lifecycle, ours ÷ floor | | | {ours['span_lifecycle'] / m[('span_lifecycle', 'floor')]:.2f}× |")
 print()
+try:
+    polls = {s: median("async_future", s) for s in ["floor", "chrome_sink", "blackbox"]}
+    print("| layer | instrumented future, 10 polls (ns) | per poll | ratio to ours |")
+    print("|---|---|---|---|")
+    for s, t in polls.items():
+        print(f"| {LABELS[s]} | {t:,.1f} | {t / 10:,.1f} | {t / polls['blackbox']:.2f}× |")
+    print()
+except FileNotFoundError:
+    pass
 print("| layer | 1 thread (ns/event) | 2 threads (ns/event, per thread) | scaling (2 × t1 / t2) |")
 print("|---|---|---|---|")
 scaling = {}

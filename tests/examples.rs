@@ -316,7 +316,10 @@ fn axum_service_dumps_slow_requests_with_their_spans() {
     };
     common::check_invariants(&whole);
     assert_eq!(
-        whole.phase("b").filter(|b| b["name"] == "load_user").count(),
+        whole
+            .phase("b")
+            .filter(|b| b["name"] == "load_user")
+            .count(),
         24,
         "one lifetime per request's load_user (polled several times each)"
     );
