@@ -7,6 +7,8 @@
     clippy::undocumented_unsafe_blocks
 )]
 
+#[cfg(feature = "cli")]
+pub mod analyze;
 mod builder;
 mod chrome;
 mod dump;

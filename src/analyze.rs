@@ -1,0 +1,312 @@
+//! Reading dumps back (feature `cli`): a streaming reader of Chrome Trace Event JSON — this
+//! crate's dumps, plain or gzipped, or any tool's trace made of `X`/`B`/`E` events — for the
+//! `blackbox` command and for tools.
+//!
+//! Events are handed over one at a time while the file is parsed, so memory stays far below
+//! the file's size whatever its length.
+//!
+//! ```no_run
+//! let mut slices = 0;
+//! let trace = tracing_blackbox::analyze::read_events("trace.json", |event| {
+//!     if event.ph == "X" {
+//!         slices += 1;
+//!     }
+//! })?;
+//! println!("{slices} slices, reason {:?}", trace.reason());
+//! # Ok::<(), tracing_blackbox::analyze::LoadError>(())
+//! ```
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+
+/// One event of a trace, as read.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct TraceEvent {
+    /// Phase: `X`, `B`, `E`, `b`, `e`, `i`, `M`, `s`, `t`, `f`, ….
+    pub ph: String,
+    /// Name (empty when absent).
+    pub name: String,
+    /// Category (empty when absent).
+    pub cat: String,
+    /// Process id (0 when absent).
+    pub pid: i64,
+    /// Thread id (0 when absent).
+    pub tid: i64,
+    /// Timestamp in nanoseconds (the file's microseconds × 1000, rounded).
+    pub ts_ns: i64,
+    /// Duration of an `X` slice, in nanoseconds.
+    pub dur_ns: Option<i64>,
+    /// The id of async and flow events, as written (`"0x1f"`, `31`).
+    pub id: Option<String>,
+    /// The `args` object (`Value::Null` when absent).
+    pub args: Value,
+}
+
+impl TraceEvent {
+    /// A string in `args` (`args.level`, `args.message`, …).
+    pub fn arg_str(&self, key: &str) -> Option<&str> {
+        self.args.get(key).and_then(Value::as_str)
+    }
+}
+
+/// What the whole file said besides its events.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct TraceInfo {
+    /// `otherData`, when present (this crate's dumps always have it).
+    pub other_data: Option<Value>,
+    /// Events read.
+    pub events: u64,
+    /// Whether the file was gzipped.
+    pub gzipped: bool,
+}
+
+impl TraceInfo {
+    /// `otherData.reason`.
+    pub fn reason(&self) -> Option<&str> {
+        self.other(|o| o.get("reason")?.as_str())
+    }
+
+    /// A number in `otherData`.
+    pub fn counter(&self, key: &str) -> Option<u64> {
+        self.other(|o| o.get(key)?.as_u64())
+    }
+
+    fn other<'a, T: 'a>(&'a self, f: impl FnOnce(&'a Value) -> Option<T>) -> Option<T> {
+        self.other_data.as_ref().and_then(f)
+    }
+}
+
+/// A file that cannot be read as a trace.
+#[derive(Debug)]
+pub struct LoadError {
+    path: PathBuf,
+    problem: String,
+}
+
+impl LoadError {
+    /// An error about `path`: `problem` says what is wrong with it.
+    pub fn new(path: &Path, problem: impl Into<String>) -> Self {
+        LoadError {
+            path: path.to_owned(),
+            problem: problem.into(),
+        }
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.problem)
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// Opens `path` — gzipped or not, told by its first bytes — for reading.
+pub fn open(path: impl AsRef<Path>) -> Result<(Box<dyn Read>, bool), LoadError> {
+    let path = path.as_ref();
+    let file = File::open(path).map_err(|e| LoadError::new(path, format!("cannot open: {e}")))?;
+    decode(file).map_err(|e| LoadError::new(path, format!("cannot read: {e}")))
+}
+
+/// Wraps `reader` so it yields JSON: gunzipped if it starts like a gzip stream. Returns
+/// whether it was gzipped.
+pub fn decode(reader: impl Read + 'static) -> io::Result<(Box<dyn Read>, bool)> {
+    let mut reader = BufReader::with_capacity(256 << 10, reader);
+    let gzipped = reader.fill_buf()?.starts_with(&[0x1f, 0x8b]);
+    if gzipped {
+        Ok((
+            Box::new(BufReader::new(flate2::bufread::MultiGzDecoder::new(reader))),
+            true,
+        ))
+    } else {
+        Ok((Box::new(reader), false))
+    }
+}
+
+/// Parses the trace in `path`, calling `on_event` for every event in file order.
+pub fn read_events(
+    path: impl AsRef<Path>,
+    on_event: impl FnMut(TraceEvent),
+) -> Result<TraceInfo, LoadError> {
+    let path = path.as_ref();
+    let (reader, gzipped) = open(path)?;
+    let mut info = read_from(reader, on_event).map_err(|problem| LoadError::new(path, problem))?;
+    info.gzipped = gzipped;
+    Ok(info)
+}
+
+/// [`read_events`] from any reader; the error is the problem, without a file name.
+pub fn read_from(
+    reader: impl Read,
+    mut on_event: impl FnMut(TraceEvent),
+) -> Result<TraceInfo, String> {
+    let mut root = Root {
+        on_event: &mut on_event,
+        info: TraceInfo::default(),
+        saw_events: false,
+    };
+    let mut deserializer = serde_json::Deserializer::from_reader(reader);
+    (&mut root)
+        .deserialize(&mut deserializer)
+        .and_then(|()| deserializer.end())
+        .map_err(|e| describe(&e))?;
+    if !root.saw_events {
+        return Err("JSON that is not a trace: no traceEvents array".to_owned());
+    }
+    Ok(root.info)
+}
+
+fn describe(error: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match error.classify() {
+        Category::Io => format!("cannot read: {error}"),
+        Category::Eof => format!("truncated: the JSON ends early ({error})"),
+        Category::Syntax => format!("not valid JSON: {error}"),
+        Category::Data => format!("JSON that is not a trace: {error}"),
+    }
+}
+
+struct Root<'f, F> {
+    on_event: &'f mut F,
+    info: TraceInfo,
+    saw_events: bool,
+}
+
+impl<'de, F: FnMut(TraceEvent)> DeserializeSeed<'de> for &mut Root<'_, F> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de, F: FnMut(TraceEvent)> Visitor<'de> for &mut Root<'_, F> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a trace: an object with traceEvents, or an array of events")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "traceEvents" => {
+                    self.saw_events = true;
+                    map.next_value_seed(Events {
+                        on_event: &mut *self.on_event,
+                        count: &mut self.info.events,
+                    })?;
+                }
+                "otherData" => self.info.other_data = Some(map.next_value()?),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
+        self.saw_events = true;
+        Events {
+            on_event: &mut *self.on_event,
+            count: &mut self.info.events,
+        }
+        .visit_seq(seq)
+    }
+}
+
+struct Events<'f, F> {
+    on_event: &'f mut F,
+    count: &'f mut u64,
+}
+
+impl<'de, F: FnMut(TraceEvent)> DeserializeSeed<'de> for Events<'_, F> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de, F: FnMut(TraceEvent)> Visitor<'de> for Events<'_, F> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of trace events")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(raw) = seq.next_element::<RawEvent>()? {
+            *self.count += 1;
+            (self.on_event)(raw.into());
+        }
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+struct RawEvent {
+    #[serde(default)]
+    ph: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    cat: Option<String>,
+    #[serde(default)]
+    pid: Option<Value>,
+    #[serde(default)]
+    tid: Option<Value>,
+    #[serde(default)]
+    ts: Option<f64>,
+    #[serde(default)]
+    dur: Option<f64>,
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(default)]
+    args: Option<Value>,
+}
+
+fn integer(value: Option<Value>) -> i64 {
+    match value {
+        Some(Value::Number(n)) => n.as_i64().unwrap_or_default(),
+        Some(Value::String(s)) => s.parse().unwrap_or_default(),
+        _ => 0,
+    }
+}
+
+fn nanos(micros: f64) -> i64 {
+    (micros * 1000.0).round() as i64
+}
+
+impl From<RawEvent> for TraceEvent {
+    fn from(raw: RawEvent) -> Self {
+        TraceEvent {
+            ph: raw.ph.unwrap_or_default(),
+            name: raw.name.unwrap_or_default(),
+            cat: raw.cat.unwrap_or_default(),
+            pid: integer(raw.pid),
+            tid: integer(raw.tid),
+            ts_ns: raw.ts.map_or(0, nanos),
+            dur_ns: raw.dur.map(nanos),
+            id: raw.id.map(|id| match id {
+                Value::String(s) => s,
+                other => other.to_string(),
+            }),
+            args: raw.args.unwrap_or(Value::Null),
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! `blackbox render`: a self-contained SVG (or an HTML page around it) of a dump's timeline.
+//!
+//! One lane per thread; slices drawn as bars at their nesting depth, coloured by name; bars
+//! narrower than a pixel are merged with their neighbours at the same depth into one grey bar
+//! (so a 10 MiB dump stays a few thousand elements); events as ticks under the bars, red for
+//! errors and orange for warnings; the trigger span outlined; a time axis with units.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::io::Write;
+use std::path::Path;
+
+use serde_json::Value;
+use tracing_blackbox::analyze::{LoadError, TraceEvent};
+
+use crate::{Failure, Threads, fields_of, format_duration, format_fields, read};
+
+const LABEL_WIDTH: f64 = 170.0;
+const ROW: f64 = 18.0;
+const AXIS: f64 = 34.0;
+const LANE_GAP: f64 = 10.0;
+const TICKS: f64 = 8.0;
+
+struct Bar {
+    name: String,
+    start: i64,
+    dur: i64,
+    depth: usize,
+    trigger: bool,
+    tooltip: String,
+}
+
+#[derive(Default)]
+struct Lane {
+    slices: Vec<(i64, i64, String, bool, Value)>,
+    ticks: Vec<(i64, u8, String)>,
+    open: Vec<TraceEvent>,
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if (c as u32) < 0x20 && c != '\t' && c != '\n' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A stable colour per name.
+fn colour(name: &str) -> String {
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("hsl({},55%,62%)", hash % 360)
+}
+
+/// A round step for about `target` axis ticks over `range` ns.
+fn tick_step(range: i64, target: i64) -> i64 {
+    let raw = (range / target.max(1)).max(1);
+    let magnitude = 10i64.pow(raw.ilog10());
+    [1, 2, 5, 10]
+        .iter()
+        .map(|m| m * magnitude)
+        .find(|step| *step >= raw)
+        .unwrap_or(10 * magnitude)
+}
+
+pub(crate) fn render(path: &Path, output: &Path, width: u32) -> Result<(), Failure> {
+    let mut threads = Threads::default();
+    let mut lanes: BTreeMap<(i64, i64), Lane> = BTreeMap::new();
+    let (mut t0, mut t1) = (i64::MAX, i64::MIN);
+    let info = read(path, |event| {
+        threads.feed(&event);
+        if event.ph == "M" {
+            return;
+        }
+        t0 = t0.min(event.ts_ns);
+        t1 = t1.max(event.ts_ns + event.dur_ns.unwrap_or(0));
+        let lane = lanes.entry((event.pid, event.tid)).or_default();
+        match event.ph.as_str() {
+            "X" => lane.slices.push((
+                event.ts_ns,
+                event.dur_ns.unwrap_or(0),
+                event.name.clone(),
+                event.args.get("trigger") == Some(&Value::Bool(true)),
+                fields_of(&event.args),
+            )),
+            "B" => lane.open.push(event),
+            "E" => {
+                if let Some(begin) = lane.open.pop() {
+                    let fields = fields_of(&begin.args);
+                    lane.slices.push((
+                        begin.ts_ns,
+                        event.ts_ns - begin.ts_ns,
+                        begin.name,
+                        false,
+                        fields,
+                    ));
+                }
+            }
+            "i" | "I" => {
+                let level = event.arg_str("level").unwrap_or("INFO");
+                let severity = match level {
+                    "ERROR" => 2,
+                    "WARN" => 1,
+                    _ => 0,
+                };
+                let message = event.arg_str("message").unwrap_or(&event.name).to_owned();
+                lane.ticks
+                    .push((event.ts_ns, severity, format!("{level} {message}")));
+            }
+            _ => {}
+        }
+    })?;
+    if lanes.is_empty() || t0 > t1 {
+        return Err(Failure::Input(LoadError::new(
+            path,
+            "nothing to draw: the trace has no events",
+        )));
+    }
+    let range = (t1 - t0).max(1);
+    let plot = f64::from(width.max(400)) - LABEL_WIDTH - 10.0;
+    let x = |ts: i64| LABEL_WIDTH + (ts - t0) as f64 / range as f64 * plot;
+
+    let mut body = String::new();
+    let mut y = AXIS;
+    // Lanes in thread-name order (`task-1`, `task-2`, …), not in the order threads appeared.
+    let mut order: Vec<(i64, i64)> = lanes.keys().copied().collect();
+    order.sort_by_key(|&thread| (threads.name(thread), thread));
+    for thread in order {
+        let Some(lane) = lanes.get_mut(&thread) else {
+            continue;
+        };
+        lane.slices
+            .sort_by_key(|&(start, dur, ..)| (start, std::cmp::Reverse(dur)));
+        // Depth from nesting: a stack of open ends.
+        let mut stack: Vec<i64> = Vec::new();
+        let mut bars: Vec<Bar> = Vec::with_capacity(lane.slices.len());
+        for (start, dur, name, trigger, fields) in &lane.slices {
+            while stack.last().is_some_and(|&end| end <= *start) {
+                stack.pop();
+            }
+            let depth = stack.len();
+            stack.push(start + dur);
+            let mut tooltip = format!("{name} — {}", format_duration(*dur));
+            let fields = format_fields(fields);
+            if !fields.is_empty() {
+                tooltip.push('\n');
+                tooltip.push_str(&fields);
+            }
+            bars.push(Bar {
+                name: name.clone(),
+                start: *start,
+                dur: *dur,
+                depth,
+                trigger: *trigger,
+                tooltip,
+            });
+        }
+        let depth = bars.iter().map(|b| b.depth + 1).max().unwrap_or(1);
+        let height = depth as f64 * ROW + TICKS;
+        let _ = writeln!(
+            body,
+            "<g class=\"lane\" data-thread=\"{}\"><rect x=\"0\" y=\"{y:.1}\" width=\"{}\" height=\"{height:.1}\" fill=\"#f6f6f6\"/><text x=\"6\" y=\"{:.1}\" class=\"thread\">{}</text>",
+            escape(&threads.name(thread)),
+            width,
+            y + 13.0,
+            escape(&threads.name(thread)),
+        );
+        // Bars narrower than a pixel merge with their neighbours at the same depth.
+        let mut merged: HashMap<usize, (f64, f64, usize)> = HashMap::new();
+        let flush = |body: &mut String, depth: usize, (left, right, count): (f64, f64, usize)| {
+            let top = y + depth as f64 * ROW + 1.0;
+            let _ = writeln!(
+                body,
+                "<rect x=\"{left:.2}\" y=\"{top:.1}\" width=\"{:.2}\" height=\"{:.1}\" fill=\"#b9b9b9\"><title>{count} short slices</title></rect>",
+                (right - left).max(0.6),
+                ROW - 2.0
+            );
+        };
+        for bar in &bars {
+            let (left, right) = (x(bar.start), x(bar.start + bar.dur));
+            if right - left < 1.0 {
+                let entry = merged.entry(bar.depth).or_insert((left, right, 0));
+                if left - entry.1 > 1.0 {
+                    let done = *entry;
+                    *entry = (left, right, 0);
+                    flush(&mut body, bar.depth, done);
+                }
+                entry.1 = entry.1.max(right);
+                entry.2 += 1;
+                continue;
+            }
+            let top = y + bar.depth as f64 * ROW + 1.0;
+            let stroke = if bar.trigger {
+                " stroke=\"#d00000\" stroke-width=\"2.5\""
+            } else {
+                ""
+            };
+            let _ = write!(
+                body,
+                "<g><rect x=\"{left:.2}\" y=\"{top:.1}\" width=\"{:.2}\" height=\"{:.1}\" rx=\"2\" fill=\"{}\"{stroke}/><title>{}</title>",
+                right - left,
+                ROW - 2.0,
+                colour(&bar.name),
+                escape(&bar.tooltip)
+            );
+            let room = ((right - left - 6.0) / 6.5).floor() as usize;
+            if room >= 3 {
+                let label: String = if bar.name.chars().count() > room {
+                    bar.name
+                        .chars()
+                        .take(room.saturating_sub(1))
+                        .chain(['…'])
+                        .collect()
+                } else {
+                    bar.name.clone()
+                };
+                let _ = write!(
+                    body,
+                    "<text x=\"{:.2}\" y=\"{:.1}\" class=\"label\">{}</text>",
+                    left + 3.0,
+                    top + 12.0,
+                    escape(&label)
+                );
+            }
+            let _ = writeln!(body, "</g>");
+        }
+        for (depth, pending) in merged {
+            flush(&mut body, depth, pending);
+        }
+        let tick_top = y + depth as f64 * ROW;
+        lane.ticks.sort_by_key(|t| t.0);
+        let mut last_x = f64::MIN;
+        for (ts, severity, text) in &lane.ticks {
+            let at = x(*ts);
+            // One tick per pixel is all the eye can tell apart; errors always show.
+            if at - last_x < 1.0 && *severity == 0 {
+                continue;
+            }
+            last_x = at;
+            let colour = ["#666666", "#e08000", "#d00000"][usize::from(*severity)];
+            let _ = writeln!(
+                body,
+                "<line x1=\"{at:.2}\" x2=\"{at:.2}\" y1=\"{tick_top:.1}\" y2=\"{:.1}\" stroke=\"{colour}\" stroke-width=\"1.2\"><title>{}</title></line>",
+                tick_top + TICKS - 1.0,
+                escape(text)
+            );
+        }
+        let _ = writeln!(body, "</g>");
+        y += height + LANE_GAP;
+    }
+
+    // The time axis: round steps, labelled with units.
+    let mut axis = String::new();
+    let step = tick_step(range, 10);
+    let mut tick = 0i64;
+    while tick <= range {
+        let at = x(t0 + tick);
+        let _ = writeln!(
+            axis,
+            "<line x1=\"{at:.2}\" x2=\"{at:.2}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#dddddd\"/><text x=\"{at:.2}\" y=\"18\" class=\"axis\">{}</text>",
+            AXIS - 8.0,
+            y,
+            escape(&format!("+{}", format_duration(tick)))
+        );
+        tick += step;
+    }
+    let height = y + 4.0;
+    let title = format!(
+        "{} — {} — {}",
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        info.reason().unwrap_or("trace"),
+        format_duration(range)
+    );
+    let svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height:.0}\" viewBox=\"0 0 {width} {height:.0}\" font-family=\"sans-serif\" font-size=\"11\">\n<title>{}</title>\n<style>.thread{{font-weight:bold;fill:#333}} .label{{fill:#111}} .axis{{fill:#555;text-anchor:middle}}</style>\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n{axis}{body}</svg>\n",
+        escape(&title)
+    );
+    let document = if output
+        .extension()
+        .is_some_and(|e| e == "html" || e == "htm")
+    {
+        format!(
+            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{}</title></head>\n<body style=\"margin:0\">\n{svg}</body></html>\n",
+            escape(&title)
+        )
+    } else {
+        svg
+    };
+    write_atomically(output, document.as_bytes())
+}
+
+fn write_atomically(output: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    let dir = match output.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let mut temp = tempfile::Builder::new()
+        .prefix(".blackbox-render.")
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    temp.write_all(bytes)?;
+    temp.as_file().sync_all()?;
+    temp.persist(output).map_err(|e| Failure::Output(e.error))?;
+    Ok(())
+}
