@@ -221,83 +221,157 @@ struct Span {
     incomplete: bool,
 }
 
-/// Turns events into spans: lifetimes when the trace has them (this crate's dumps), else
-/// slices. Keeps per-thread `B` stacks and open `b` events while streaming.
+/// Where a span came from: a lifetime (`b`/`e`, this crate's dumps) or a slice (`X`, or a
+/// `B`/`E` pair, any trace). Lifetimes are preferred when a trace has them.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Lifetime,
+    Slice,
+}
+
+/// Turns events into spans as they stream by, keeping only what is still open.
 #[derive(Default)]
 struct SpanBuilder {
     open_async: HashMap<(String, String), TraceEvent>,
     open_b: HashMap<(i64, i64), Vec<TraceEvent>>,
-    lifetimes: Vec<Span>,
-    slices: Vec<Span>,
-}
-
-pub(crate) fn fields_of(args: &Value) -> Value {
-    match args.get("fields") {
-        Some(fields) => fields.clone(),
-        None => match args {
-            Value::Object(_) => args.clone(),
-            _ => Value::Null,
-        },
-    }
 }
 
 impl SpanBuilder {
-    fn feed(&mut self, event: &TraceEvent) {
+    fn feed(&mut self, event: TraceEvent, mut on_span: impl FnMut(Source, Span)) {
         let thread = (event.pid, event.tid);
         match event.ph.as_str() {
-            "X" => self.slices.push(Span {
-                name: event.name.clone(),
-                tid: thread,
-                start_ns: event.ts_ns,
-                dur_ns: event.dur_ns.unwrap_or(0),
-                fields: fields_of(&event.args),
-                trigger: event.args.get("trigger") == Some(&Value::Bool(true)),
-                incomplete: event.args.get("incomplete") == Some(&Value::Bool(true)),
-            }),
-            "B" => self.open_b.entry(thread).or_default().push(event.clone()),
+            "X" => on_span(
+                Source::Slice,
+                Span {
+                    tid: thread,
+                    start_ns: event.ts_ns,
+                    dur_ns: event.dur_ns.unwrap_or(0),
+                    fields: fields_of(&event.args),
+                    trigger: event.args.get("trigger") == Some(&Value::Bool(true)),
+                    incomplete: event.args.get("incomplete") == Some(&Value::Bool(true)),
+                    name: event.name,
+                },
+            ),
+            "B" => self.open_b.entry(thread).or_default().push(event),
             "E" => {
                 if let Some(begin) = self.open_b.get_mut(&thread).and_then(Vec::pop) {
-                    self.slices.push(Span {
-                        name: begin.name.clone(),
-                        tid: thread,
-                        start_ns: begin.ts_ns,
-                        dur_ns: event.ts_ns - begin.ts_ns,
-                        fields: fields_of(&begin.args),
-                        trigger: false,
-                        incomplete: false,
-                    });
+                    on_span(
+                        Source::Slice,
+                        Span {
+                            tid: thread,
+                            start_ns: begin.ts_ns,
+                            dur_ns: event.ts_ns - begin.ts_ns,
+                            fields: fields_of(&begin.args),
+                            trigger: false,
+                            incomplete: false,
+                            name: begin.name,
+                        },
+                    );
                 }
             }
             "b" => {
                 let key = (event.cat.clone(), event.id.clone().unwrap_or_default());
-                self.open_async.insert(key, event.clone());
+                self.open_async.insert(key, event);
             }
             "e" => {
                 let key = (event.cat.clone(), event.id.clone().unwrap_or_default());
                 if let Some(begin) = self.open_async.remove(&key) {
-                    self.lifetimes.push(Span {
-                        name: begin.name.clone(),
-                        tid: (begin.pid, begin.tid),
-                        start_ns: begin.ts_ns,
-                        dur_ns: event.ts_ns - begin.ts_ns,
-                        fields: fields_of(&begin.args),
-                        trigger: begin.args.get("trigger") == Some(&Value::Bool(true)),
-                        incomplete: event.args.get("incomplete") == Some(&Value::Bool(true)),
-                    });
+                    on_span(
+                        Source::Lifetime,
+                        Span {
+                            tid: (begin.pid, begin.tid),
+                            start_ns: begin.ts_ns,
+                            dur_ns: event.ts_ns - begin.ts_ns,
+                            fields: fields_of(&begin.args),
+                            trigger: begin.args.get("trigger") == Some(&Value::Bool(true)),
+                            incomplete: event.args.get("incomplete") == Some(&Value::Bool(true)),
+                            name: begin.name,
+                        },
+                    );
                 }
             }
             _ => {}
         }
     }
+}
 
-    fn finish(self) -> Vec<Span> {
-        let mut spans = if self.lifetimes.is_empty() {
-            self.slices
-        } else {
-            self.lifetimes
-        };
-        spans.sort_by_key(|s| (s.start_ns, s.tid));
-        spans
+/// Per source: durations by name, and the `top` slowest spans whole.
+struct Stats {
+    top: usize,
+    by_name: BTreeMap<String, Vec<i64>>,
+    slowest: BinaryHeap<std::cmp::Reverse<Ranked>>,
+    seen: u64,
+}
+
+/// A span ordered by duration, then by arrival (earlier first among equals).
+struct Ranked(i64, std::cmp::Reverse<u64>, Span);
+
+impl PartialEq for Ranked {
+    fn eq(&self, other: &Self) -> bool {
+        (self.0, self.1) == (other.0, other.1)
+    }
+}
+
+impl Eq for Ranked {}
+
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Ranked {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.0, self.1).cmp(&(other.0, other.1))
+    }
+}
+
+impl Stats {
+    fn new(top: usize) -> Self {
+        Stats {
+            top,
+            by_name: BTreeMap::new(),
+            slowest: BinaryHeap::new(),
+            seen: 0,
+        }
+    }
+
+    fn add(&mut self, span: Span) {
+        match self.by_name.get_mut(&span.name) {
+            Some(durations) => durations.push(span.dur_ns),
+            None => {
+                self.by_name.insert(span.name.clone(), vec![span.dur_ns]);
+            }
+        }
+        self.seen += 1;
+        self.slowest.push(std::cmp::Reverse(Ranked(
+            span.dur_ns,
+            std::cmp::Reverse(self.seen),
+            span,
+        )));
+        if self.slowest.len() > self.top {
+            self.slowest.pop();
+        }
+    }
+
+    /// The slowest spans, slowest first, and the durations by name.
+    fn slowest(self) -> (Vec<Span>, BTreeMap<String, Vec<i64>>) {
+        let mut ranked: Vec<Ranked> = self.slowest.into_iter().map(|r| r.0).collect();
+        ranked.sort_by(|a, b| b.cmp(a));
+        (ranked.into_iter().map(|r| r.2).collect(), self.by_name)
+    }
+}
+
+/// A span's or event's own fields: `args.fields` in this crate's dumps; the whole `args` of
+/// other tools' traces.
+pub(crate) fn fields_of(args: &Value) -> Value {
+    match args.get("fields") {
+        Some(fields) => fields.clone(),
+        None if args.get("span_id").is_some() => Value::Null,
+        None => match args {
+            Value::Object(_) => args.clone(),
+            _ => Value::Null,
+        },
     }
 }
 
@@ -396,14 +470,20 @@ fn percentile(sorted: &[i64], p: f64) -> i64 {
 fn summary(path: &Path, top: usize) -> Result<(), Failure> {
     let mut threads = Threads::default();
     let mut spans = SpanBuilder::default();
+    let mut lifetimes = Stats::new(top);
+    let mut slices = Stats::new(top);
     let mut phases: BTreeMap<String, u64> = BTreeMap::new();
     let mut notable: Vec<(u8, i64, (i64, i64), String)> = Vec::new();
     let mut notable_counts = [0u64; 2];
     let (mut first_ts, mut last_ts) = (i64::MAX, i64::MIN);
     let info = read(path, |event| {
         threads.feed(&event);
-        spans.feed(&event);
-        *phases.entry(event.ph.clone()).or_default() += 1;
+        match phases.get_mut(&event.ph) {
+            Some(count) => *count += 1,
+            None => {
+                phases.insert(event.ph.clone(), 1);
+            }
+        }
         if event.ph != "M" {
             first_ts = first_ts.min(event.ts_ns);
             last_ts = last_ts.max(event.ts_ns + event.dur_ns.unwrap_or(0));
@@ -418,8 +498,16 @@ fn summary(path: &Path, top: usize) -> Result<(), Failure> {
                 }
             }
         }
+        spans.feed(event, |source, span| match source {
+            Source::Lifetime => lifetimes.add(span),
+            Source::Slice => slices.add(span),
+        });
     })?;
-    let spans = spans.finish();
+    let (slowest, mut by_name) = if lifetimes.seen > 0 {
+        lifetimes.slowest()
+    } else {
+        slices.slowest()
+    };
     let mut out = io::stdout().lock();
     writeln!(out, "{}", path.display())?;
     let other = info.other_data.clone().unwrap_or(Value::Null);
@@ -494,22 +582,9 @@ fn summary(path: &Path, top: usize) -> Result<(), Failure> {
 
     writeln!(out)?;
     writeln!(out, "slowest spans")?;
-    let mut slowest: BinaryHeap<std::cmp::Reverse<(i64, usize)>> = BinaryHeap::new();
-    for (i, span) in spans.iter().enumerate() {
-        slowest.push(std::cmp::Reverse((span.dur_ns, usize::MAX - i)));
-        if slowest.len() > top {
-            slowest.pop();
-        }
-    }
-    let mut slowest: Vec<usize> = slowest
-        .into_iter()
-        .map(|std::cmp::Reverse((_, i))| usize::MAX - i)
-        .collect();
-    slowest.sort_by_key(|&i| (std::cmp::Reverse(spans[i].dur_ns), i));
     let rows: Vec<Vec<String>> = slowest
         .iter()
-        .map(|&i| {
-            let span = &spans[i];
+        .map(|span| {
             let mut name = span.name.clone();
             if span.trigger {
                 name.push_str(" (trigger)");
@@ -538,16 +613,12 @@ fn summary(path: &Path, top: usize) -> Result<(), Failure> {
 
     writeln!(out)?;
     writeln!(out, "by name")?;
-    let mut by_name: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
-    for span in &spans {
-        by_name.entry(&span.name).or_default().push(span.dur_ns);
-    }
     let rows: Vec<Vec<String>> = by_name
         .iter_mut()
         .map(|(name, durations)| {
             durations.sort_unstable();
             vec![
-                (*name).to_owned(),
+                name.clone(),
                 durations.len().to_string(),
                 format_duration(percentile(durations, 0.5)),
                 format_duration(percentile(durations, 0.99)),
@@ -604,19 +675,25 @@ fn spans(
     let mut threads = Threads::default();
     let mut builder = SpanBuilder::default();
     let mut origin = i64::MAX;
+    let min_ns = min.map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    let (mut lifetimes, mut slices, mut any_lifetime) = (Vec::new(), Vec::new(), false);
     read(path, |event| {
         threads.feed(&event);
-        builder.feed(&event);
         if event.ph != "M" {
             origin = origin.min(event.ts_ns);
         }
+        builder.feed(event, |source, span| {
+            any_lifetime |= source == Source::Lifetime;
+            if name.is_none_or(|n| span.name.contains(n)) && span.dur_ns >= min_ns {
+                match source {
+                    Source::Lifetime => lifetimes.push(span),
+                    Source::Slice => slices.push(span),
+                }
+            }
+        });
     })?;
-    let min_ns = min.map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
-    let selected: Vec<Span> = builder
-        .finish()
-        .into_iter()
-        .filter(|s| name.is_none_or(|n| s.name.contains(n)) && s.dur_ns >= min_ns)
-        .collect();
+    let mut selected = if any_lifetime { lifetimes } else { slices };
+    selected.sort_by_key(|s| (s.start_ns, s.tid));
     let mut out = io::stdout().lock();
     if as_json {
         for span in &selected {
