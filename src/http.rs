@@ -6,7 +6,8 @@
 
 use std::fmt;
 use std::io::Read;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -111,7 +112,7 @@ impl std::error::Error for HttpError {}
 /// The running endpoint. Dropping it stops the server and frees the port.
 #[must_use = "the server stops when this guard is dropped"]
 pub struct HttpServer {
-    server: Arc<Server>,
+    server: Option<Arc<Server>>,
     addr: SocketAddr,
     threads: Vec<JoinHandle<()>>,
 }
@@ -138,11 +139,30 @@ impl HttpServer {
 
 impl Drop for HttpServer {
     fn drop(&mut self) {
-        for _ in &self.threads {
-            self.server.unblock();
+        if let Some(server) = &self.server {
+            for _ in &self.threads {
+                server.unblock();
+            }
         }
         for thread in self.threads.drain(..) {
             let _ = thread.join();
+        }
+        drop(self.server.take());
+        // tiny_http closes its listening socket on its own accept thread, a moment after the
+        // server is dropped: wait (up to a second) until connections are refused, so that the
+        // port is free once this returns.
+        let mut probe = self.addr;
+        if probe.ip().is_unspecified() {
+            probe.set_ip(match probe {
+                SocketAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < deadline
+            && TcpStream::connect_timeout(&probe, Duration::from_millis(100)).is_ok()
+        {
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 }
@@ -198,7 +218,7 @@ pub(crate) fn serve(
             Ok(thread) => threads.push(thread),
             Err(e) => {
                 let stopping = HttpServer {
-                    server,
+                    server: Some(server),
                     addr,
                     threads,
                 };
@@ -211,7 +231,7 @@ pub(crate) fn serve(
         }
     }
     Ok(HttpServer {
-        server,
+        server: Some(server),
         addr,
         threads,
     })
