@@ -7,10 +7,10 @@
 use std::fmt;
 use std::io::Read;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
-use std::time::{Duration, Instant};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use tiny_http::{Header, Method, Request, Response, Server, StatusCode};
