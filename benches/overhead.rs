@@ -10,7 +10,9 @@
 //! - `flight_recorder`: `tracing-flight-recorder` 0.3, capacity 1000;
 //! - `blackbox`: ours, default settings;
 //! - `blackbox_threshold`: ours with `dump_on_slow_span(1 h)`, so every span is timed;
-//! - `blackbox_off`: ours built with `enabled(false)`, as `BLACKBOX=0` does.
+//! - `blackbox_off`: ours built with `enabled(false)`, as `BLACKBOX=0` does;
+//! - `blackbox_no_redaction`: ours with an empty redaction list (the default list checks every
+//!   field name; none of the benchmark's fields is redacted).
 //!
 //! Run: `cargo bench --bench overhead`; summarize: `python3 benches/summarize.py`.
 
@@ -85,7 +87,11 @@ const SETUPS: [&str; 6] = [
 
 /// Our layer configured otherwise, in the single-thread groups only: every span timed by a
 /// latency threshold that never fires, and the recorder switched off (`BLACKBOX=0`).
-const VARIANTS: [&str; 2] = ["blackbox_threshold", "blackbox_off"];
+const VARIANTS: [&str; 3] = [
+    "blackbox_threshold",
+    "blackbox_off",
+    "blackbox_no_redaction",
+];
 
 /// A fresh subscriber for one benchmark. Each is dropped before the next is made: dropping
 /// tracing-chrome's guard waits for its writer thread to drain, so its backlog never eats
@@ -129,10 +135,12 @@ fn setup(name: &'static str) -> Setup {
                 None,
             )
         }
-        "blackbox_threshold" | "blackbox_off" => {
+        "blackbox_threshold" | "blackbox_off" | "blackbox_no_redaction" => {
             let builder = tracing_blackbox::FlightRecorder::builder();
             let builder = if name == "blackbox_off" {
                 builder.enabled(false)
+            } else if name == "blackbox_no_redaction" {
+                builder.redact_fields(Vec::<String>::new())
             } else {
                 // Every span timed; none breaches.
                 builder.dump_on_slow_span(Duration::from_secs(3600))

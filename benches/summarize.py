@@ -25,7 +25,8 @@ def median(*parts):
 
 m = {(g, s): median(g, s) for g in GROUPS for s in SETUPS}
 VARIANTS = {"blackbox_threshold": "tracing-blackbox, every span timed (threshold never reached)",
-            "blackbox_off": "tracing-blackbox switched off (`BLACKBOX=0`)"}
+            "blackbox_off": "tracing-blackbox switched off (`BLACKBOX=0`)",
+            "blackbox_no_redaction": "tracing-blackbox without redaction (no names to check)"}
 variant = {}
 for v in VARIANTS:
     try:

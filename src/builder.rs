@@ -10,6 +10,7 @@ use tracing_core::Level;
 use crate::error::BuildError;
 use crate::layer::FlightRecorderLayer;
 use crate::recorder::{FlightRecorder, Settings, Shared};
+use crate::redact::Redaction;
 use crate::slow::{SlowSpanConfig, SpanTiming};
 
 /// Default hard cap on record storage: 10 MiB, as Go's `FlightRecorder`.
@@ -67,6 +68,7 @@ pub struct Builder {
     error_level: Option<Level>,
     dump_on_panic: bool,
     enabled: bool,
+    redaction: Redaction,
     /// The first bad environment variable, reported by `build`.
     env_error: Option<BuildError>,
     #[cfg(all(unix, feature = "signal"))]
@@ -85,6 +87,7 @@ impl Default for Builder {
             error_level: None,
             dump_on_panic: false,
             enabled: true,
+            redaction: Redaction::default(),
             env_error: None,
             #[cfg(all(unix, feature = "signal"))]
             dump_on_signal: false,
@@ -242,6 +245,34 @@ impl Builder {
         self
     }
 
+    /// Replaces the list of field names whose values are recorded as `[REDACTED]` (default:
+    /// [`DEFAULT_REDACTED_FIELDS`](crate::DEFAULT_REDACTED_FIELDS)); an empty list turns
+    /// redaction off. Redaction happens at record time, in events, span fields and
+    /// `record()` updates alike, whatever the value's form (`?`, `%`, plain): the secret never
+    /// enters the buffer. It does not look into message text or other fields' values, and does
+    /// nothing for other layers (a `fmt` layer beside this one still prints the value).
+    pub fn redact_fields<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let case_sensitive = self.redaction.case_sensitive();
+        self.redaction = Redaction::new(names.into_iter().map(Into::into), case_sensitive);
+        self
+    }
+
+    /// Adds one field name to redact, keeping the others.
+    pub fn redact_field(mut self, name: impl Into<String>) -> Self {
+        self.redaction.add(name.into());
+        self
+    }
+
+    /// Compare redacted names exactly (default: without regard to ASCII case).
+    pub fn redact_case_sensitive(mut self, on: bool) -> Self {
+        self.redaction.set_case_sensitive(on);
+        self
+    }
+
     /// Whether the recorder exists at all (default `true`). A disabled recorder's layer
     /// records nothing and costs close to nothing; it installs no hook or signal handler, and
     /// [`FlightRecorder::start`] does not wake it. Meant for `BLACKBOX=0`.
@@ -341,6 +372,7 @@ impl Builder {
             slow_spans: self.slow_spans,
             error_level: self.error_level,
             enabled: self.enabled,
+            redaction: self.redaction,
         }));
         #[cfg(all(unix, feature = "signal"))]
         if self.dump_on_signal && self.enabled {

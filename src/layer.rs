@@ -198,7 +198,7 @@ where
             scratch.put_u64(key);
             scratch.put_u64(parent);
             scratch.put_metadata(attrs.metadata());
-            let mut fields = scratch.fields(shared.max_field_bytes);
+            let mut fields = scratch.fields(shared.max_field_bytes, &shared.redaction);
             attrs.record(&mut fields);
             let flags = fields.flags();
             shared.append(&slot.buffer, scratch.finish(flags), ts);
@@ -222,7 +222,7 @@ where
                 Some(metadata) => scratch.put_metadata(metadata),
                 None => scratch.put_u64(0),
             }
-            let mut fields = scratch.fields(shared.max_field_bytes);
+            let mut fields = scratch.fields(shared.max_field_bytes, &shared.redaction);
             values.record(&mut fields);
             let flags = fields.flags();
             shared.append(&slot.buffer, scratch.finish(flags), ts);
@@ -258,7 +258,7 @@ where
             scratch.begin(kind::EVENT, ts);
             scratch.put_metadata(event.metadata());
             scratch.put_u64(span);
-            let mut fields = scratch.fields(shared.max_field_bytes);
+            let mut fields = scratch.fields(shared.max_field_bytes, &shared.redaction);
             event.record(&mut fields);
             let flags = fields.flags() | explicit;
             shared.append(&slot.buffer, scratch.finish(flags), ts);

@@ -19,6 +19,7 @@ mod http;
 mod layer;
 mod record;
 mod recorder;
+mod redact;
 #[cfg(all(unix, feature = "signal"))]
 mod signal;
 mod slow;
@@ -42,5 +43,6 @@ pub use http::{HttpConfig, HttpError, HttpServer, SNAPSHOT_PATH};
 pub use layer::FlightRecorderLayer;
 pub use record::{Field, FieldValue, TRUNCATION_MARKER};
 pub use recorder::FlightRecorder;
+pub use redact::{DEFAULT_REDACTED_FIELDS, REDACTED};
 pub use slow::SpanTiming;
 pub use snapshot::{Counters, ORPHAN_SPAN_BIT, Record, RecordKind, Snapshot, ThreadInfo};

@@ -9,6 +9,8 @@
 use std::fmt;
 
 use tracing_core::Metadata;
+
+use crate::redact::{REDACTED, Redaction};
 use tracing_core::field::{self, Visit};
 
 pub(crate) const HEADER_BYTES: usize = 12;
@@ -46,6 +48,7 @@ mod tag {
     pub(super) const STR_TRUNCATED: u8 = 7;
     pub(super) const U128: u8 = 8;
     pub(super) const I128: u8 = 9;
+    pub(super) const REDACTED: u8 = 10;
 }
 
 /// A record being encoded: a fixed buffer of [`MAX_RECORD_BYTES`], so writes of fixed size
@@ -107,13 +110,18 @@ impl Scratch {
 
     /// Starts the field list: a count byte, then fields appended by the returned visitor.
     #[inline]
-    pub(crate) fn fields(&mut self, max_value_bytes: usize) -> FieldEncoder<'_> {
+    pub(crate) fn fields<'a>(
+        &'a mut self,
+        max_value_bytes: usize,
+        redaction: &'a Redaction,
+    ) -> FieldEncoder<'a> {
         let count_at = self.len;
         self.put([0u8]);
         FieldEncoder {
             scratch: self,
             count_at,
             max_value_bytes,
+            redaction,
             dropped_fields: false,
         }
     }
@@ -124,6 +132,7 @@ pub(crate) struct FieldEncoder<'a> {
     scratch: &'a mut Scratch,
     count_at: usize,
     max_value_bytes: usize,
+    redaction: &'a Redaction,
     dropped_fields: bool,
 }
 
@@ -149,6 +158,16 @@ impl FieldEncoder<'_> {
         self.scratch.bytes[self.count_at] += 1;
         self.scratch.put([field.index() as u8, tag]);
         true
+    }
+
+    /// Records `[REDACTED]` instead of the value if the field's name says it is a secret.
+    #[inline]
+    fn redacted(&mut self, field: &field::Field) -> bool {
+        if self.redaction.matches(field.name()) {
+            self.entry([field.index() as u8, tag::REDACTED]);
+            return true;
+        }
+        false
     }
 
     /// Appends a field with an 8-byte value in one write.
@@ -209,35 +228,56 @@ impl FieldEncoder<'_> {
 impl Visit for FieldEncoder<'_> {
     #[inline]
     fn record_u64(&mut self, field: &field::Field, value: u64) {
+        if self.redacted(field) {
+            return;
+        }
         self.word(field, tag::U64, value.to_le_bytes());
     }
 
     #[inline]
     fn record_i64(&mut self, field: &field::Field, value: i64) {
+        if self.redacted(field) {
+            return;
+        }
         self.word(field, tag::I64, value.to_le_bytes());
     }
 
     #[inline]
     fn record_f64(&mut self, field: &field::Field, value: f64) {
+        if self.redacted(field) {
+            return;
+        }
         self.word(field, tag::F64, value.to_le_bytes());
     }
 
     #[inline]
     fn record_bool(&mut self, field: &field::Field, value: bool) {
+        if self.redacted(field) {
+            return;
+        }
         let tag = if value { tag::TRUE } else { tag::FALSE };
         self.entry([field.index() as u8, tag]);
     }
 
     fn record_u128(&mut self, field: &field::Field, value: u128) {
+        if self.redacted(field) {
+            return;
+        }
         self.fixed(field, tag::U128, value.to_le_bytes());
     }
 
     fn record_i128(&mut self, field: &field::Field, value: i128) {
+        if self.redacted(field) {
+            return;
+        }
         self.fixed(field, tag::I128, value.to_le_bytes());
     }
 
     #[inline]
     fn record_str(&mut self, field: &field::Field, value: &str) {
+        if self.redacted(field) {
+            return;
+        }
         self.text(field, value);
     }
 
@@ -247,6 +287,9 @@ impl Visit for FieldEncoder<'_> {
 
     #[inline]
     fn record_debug(&mut self, field: &field::Field, value: &dyn fmt::Debug) {
+        if self.redacted(field) {
+            return;
+        }
         if !self.start_field(field, tag::STR, 2) {
             return;
         }
@@ -434,6 +477,7 @@ impl<'a> Cursor<'a> {
                 tag::I64 => FieldValue::I64(self.u64()? as i64),
                 tag::F64 => FieldValue::F64(f64::from_bits(self.u64()?)),
                 tag::FALSE => FieldValue::Bool(false),
+                tag::REDACTED => FieldValue::Str(REDACTED.to_owned()),
                 tag::TRUE => FieldValue::Bool(true),
                 tag::U128 => FieldValue::U128(u128::from_le_bytes(self.take(16)?.try_into().ok()?)),
                 tag::I128 => FieldValue::I128(i128::from_le_bytes(self.take(16)?.try_into().ok()?)),

@@ -17,6 +17,7 @@ use crate::dump::{
     self, DROP_FLUSH_TIMEOUT, DumpConfig, DumpInfo, DumpOutcome, Dumper, TriggerOutcome,
 };
 use crate::error::DumpError;
+use crate::redact::Redaction;
 use crate::slow::{Breach, SlowSpanConfig, SlowSpans, SpanTiming};
 use crate::snapshot::{Capture, Snapshot, Timebase};
 use crate::storage::{Storage, StorageLimits, ThreadBuffer, lock};
@@ -32,6 +33,7 @@ pub(crate) struct Settings {
     pub(crate) slow_spans: SlowSpanConfig,
     pub(crate) error_level: Option<Level>,
     pub(crate) enabled: bool,
+    pub(crate) redaction: Redaction,
 }
 
 /// How long a panic dump waits for a lock before giving up.
@@ -43,6 +45,8 @@ pub(crate) struct Shared {
     pub(crate) storage: Storage,
     pub(crate) timebase: Timebase,
     pub(crate) max_field_bytes: usize,
+    /// Field names whose values are recorded as `[REDACTED]`.
+    pub(crate) redaction: Redaction,
     recording: AtomicBool,
     dropped: AtomicU64,
     /// Serializes manual dumps: one encodes at a time, the next waits.
@@ -81,6 +85,7 @@ impl Shared {
                 .then(|| SlowSpans::new(&settings.slow_spans)),
             error_level: settings.error_level,
             enabled: settings.enabled,
+            redaction: settings.redaction,
             #[cfg(all(unix, feature = "signal"))]
             signals: Mutex::new(None),
             storage: Storage::new(StorageLimits {

@@ -80,6 +80,11 @@ fn workload(round: u64) {
         items: [1, 2, 3, 4],
     };
     info!(a = round, b = true, "static message");
+    info!(
+        user = "ada",
+        password = "redacted before it is stored",
+        "login"
+    );
     debug!(name = "a string field", ?order, shown = %Display3, "formatted {}", round);
     let span = info_span!("request", id = round, path = "/users");
     {
