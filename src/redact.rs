@@ -16,14 +16,15 @@ pub const DEFAULT_REDACTED_FIELDS: [&str; 9] = [
 /// What a redacted value is recorded as.
 pub const REDACTED: &str = "[REDACTED]";
 
-/// The names to redact, with a bit per name length so that most fields are ruled out by one
-/// mask test, before any string comparison.
+/// The names to redact, with a 128-bit filter over (length, first and last byte, ASCII case
+/// folded), so that nearly every field is ruled out by one mask test before any string
+/// comparison.
 #[derive(Debug, Clone)]
 pub(crate) struct Redaction {
     names: Vec<String>,
     case_sensitive: bool,
-    /// Bit `n` set: some name is `n` bytes long (bit 63: some name is 63 bytes or longer).
-    lengths: u64,
+    /// Bits of [`filter_bit`] for every name.
+    filter: u128,
 }
 
 impl Default for Redaction {
@@ -35,18 +36,29 @@ impl Default for Redaction {
     }
 }
 
-fn length_bit(len: usize) -> u64 {
-    1u64 << len.min(63)
+/// A name's bit in the filter: from its length and its first and last bytes, case folded.
+#[inline]
+fn filter_bit(name: &str) -> u128 {
+    let bytes = name.as_bytes();
+    let (first, last) = match (bytes.first(), bytes.last()) {
+        (Some(first), Some(last)) => (first.to_ascii_lowercase(), last.to_ascii_lowercase()),
+        _ => (0, 0),
+    };
+    let mix = (bytes.len() as u32)
+        .wrapping_mul(31)
+        .wrapping_add(u32::from(first).wrapping_mul(7))
+        .wrapping_add(u32::from(last));
+    1u128 << (mix % 128)
 }
 
 impl Redaction {
     pub(crate) fn new(names: impl IntoIterator<Item = String>, case_sensitive: bool) -> Self {
         let names: Vec<String> = names.into_iter().filter(|n| !n.is_empty()).collect();
-        let lengths = names.iter().fold(0, |mask, n| mask | length_bit(n.len()));
+        let filter = names.iter().fold(0, |mask, n| mask | filter_bit(n));
         Redaction {
             names,
             case_sensitive,
-            lengths,
+            filter,
         }
     }
 
@@ -60,7 +72,7 @@ impl Redaction {
 
     pub(crate) fn add(&mut self, name: String) {
         if !name.is_empty() && !self.names.contains(&name) {
-            self.lengths |= length_bit(name.len());
+            self.filter |= filter_bit(&name);
             self.names.push(name);
         }
     }
@@ -68,7 +80,7 @@ impl Redaction {
     /// Whether a field with this name is redacted.
     #[inline]
     pub(crate) fn matches(&self, name: &str) -> bool {
-        if self.lengths & length_bit(name.len()) == 0 {
+        if self.filter & filter_bit(name) == 0 {
             return false;
         }
         self.matches_slow(name)
@@ -113,6 +125,20 @@ mod tests {
             "",
         ] {
             assert!(!redaction.matches(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn common_field_names_are_ruled_out_by_the_filter_alone() {
+        let redaction = Redaction::default();
+        for name in [
+            "message", "id", "user", "path", "a", "b", "error", "status", "method", "duration",
+        ] {
+            assert_eq!(
+                redaction.filter & filter_bit(name),
+                0,
+                "{name} reaches the slow path"
+            );
         }
     }
 
