@@ -238,6 +238,22 @@ impl Builder {
         self
     }
 
+    /// Permissions of dump files (unix; default `0o600`: a dump holds whatever spans and
+    /// events record).
+    #[cfg(unix)]
+    pub fn dump_file_mode(mut self, mode: u32) -> Self {
+        self.dumps.modes.file = mode;
+        self
+    }
+
+    /// Permissions of the directories created for dumps (unix; default `0o700`). A directory
+    /// that already exists keeps its own.
+    #[cfg(unix)]
+    pub fn dump_dir_mode(mut self, mode: u32) -> Self {
+        self.dumps.modes.dir = mode;
+        self
+    }
+
     /// Calls `callback` after every dump file, written or failed: path, bytes, reason, time
     /// taken and error. Triggered dumps call it on the dump thread; keep it short.
     pub fn on_dump(mut self, callback: impl Fn(&DumpOutcome) + Send + Sync + 'static) -> Self {

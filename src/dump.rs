@@ -107,6 +107,24 @@ pub(crate) struct DumpConfig {
     pub(crate) keep_slowest: Option<usize>,
     pub(crate) gzip: bool,
     pub(crate) on_dump: Option<OnDump>,
+    pub(crate) modes: FileModes,
+}
+
+/// Permissions of dump files and of the directories created for them (unix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileModes {
+    pub(crate) file: u32,
+    pub(crate) dir: u32,
+}
+
+impl Default for FileModes {
+    fn default() -> Self {
+        // A dump holds whatever spans and events record: owner only.
+        FileModes {
+            file: 0o600,
+            dir: 0o700,
+        }
+    }
 }
 
 impl fmt::Debug for DumpConfig {
@@ -120,6 +138,7 @@ impl fmt::Debug for DumpConfig {
             .field("keep_slowest", &self.keep_slowest)
             .field("gzip", &self.gzip)
             .field("on_dump", &self.on_dump.is_some())
+            .field("modes", &self.modes)
             .finish()
     }
 }
@@ -135,6 +154,7 @@ impl Default for DumpConfig {
             keep_slowest: None,
             gzip: false,
             on_dump: None,
+            modes: FileModes::default(),
         }
     }
 }
@@ -409,9 +429,14 @@ impl DumperInner {
     ) -> Result<DumpInfo, DumpError> {
         let started = Instant::now();
         let stamp = snapshot.wall_time(snapshot.window_end_ns);
-        let result = write_new_file(dir, label, stamp, self.config.gzip, |w| {
-            chrome::write(snapshot, context, w)
-        });
+        let result = write_new_file(
+            dir,
+            label,
+            stamp,
+            self.config.gzip,
+            self.config.modes,
+            |w| chrome::write(snapshot, context, w),
+        );
         if let Ok(info) = &result {
             self.retain(dir, info, deadline);
         }
@@ -501,9 +526,10 @@ fn write_temp(
     dir: &Path,
     meant_for: &Path,
     gzip: bool,
+    modes: FileModes,
     encode: impl FnOnce(&mut dyn Write) -> io::Result<u64>,
 ) -> Result<(tempfile::NamedTempFile, u64), DumpError> {
-    fs::create_dir_all(dir).map_err(|e| DumpError::new(DumpStage::CreateDir, dir, e))?;
+    create_dir(dir, modes).map_err(|e| DumpError::new(DumpStage::CreateDir, dir, e))?;
     let stem = meant_for
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
@@ -512,6 +538,8 @@ fn write_temp(
         .prefix(&format!(".{stem}."))
         .suffix(".tmp")
         .tempfile_in(dir)
+        .map_err(|e| DumpError::new(DumpStage::CreateTemp, meant_for, e))?;
+    set_mode(temp.as_file(), modes)
         .map_err(|e| DumpError::new(DumpStage::CreateTemp, meant_for, e))?;
     let written = (|| {
         let file = temp.as_file_mut();
@@ -557,6 +585,7 @@ fn encode_gzip(
 /// Writes a dump to exactly `path`, replacing a file there.
 pub(crate) fn write_file(
     path: &Path,
+    modes: FileModes,
     encode: impl FnOnce(&mut dyn Write) -> io::Result<u64>,
 ) -> Result<DumpInfo, DumpError> {
     let dir = match path.parent() {
@@ -564,7 +593,7 @@ pub(crate) fn write_file(
         _ => Path::new("."),
     };
     let gzip = path.extension().is_some_and(|ext| ext == "gz") && cfg!(feature = "gzip");
-    let (temp, bytes) = write_temp(dir, path, gzip, encode)?;
+    let (temp, bytes) = write_temp(dir, path, gzip, modes, encode)?;
     // On failure the temp file comes back in the error and is removed when dropped.
     temp.persist(path)
         .map_err(|e| DumpError::new(DumpStage::Persist, path, e.error))?;
@@ -580,13 +609,14 @@ pub(crate) fn write_new_file(
     label: &str,
     stamp: DateTime<Utc>,
     gzip: bool,
+    modes: FileModes,
     encode: impl FnOnce(&mut dyn Write) -> io::Result<u64>,
 ) -> Result<DumpInfo, DumpError> {
     let label = sanitize_label(label);
     let stamp = stamp.format("%Y%m%dT%H%M%S%.3fZ");
     let extension = if gzip { "json.gz" } else { "json" };
     let meant_for = dir.join(format!("{label}_{stamp}.{extension}"));
-    let (mut temp, bytes) = write_temp(dir, &meant_for, gzip, encode)?;
+    let (mut temp, bytes) = write_temp(dir, &meant_for, gzip, modes, encode)?;
     loop {
         let seq = next_dump_seq();
         let path = dir.join(format!("{label}_{stamp}_{seq}.{extension}"));
@@ -595,6 +625,31 @@ pub(crate) fn write_new_file(
             Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => temp = e.file,
             Err(e) => return Err(DumpError::new(DumpStage::Persist, path, e.error)),
         }
+    }
+}
+
+/// Creates `dir` and its missing parents, new ones with `modes.dir` (unix).
+fn create_dir(dir: &Path, modes: FileModes) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, modes.dir);
+    #[cfg(not(unix))]
+    let _ = modes;
+    builder.create(dir)
+}
+
+/// Gives a new dump file `modes.file` (unix).
+fn set_mode(file: &fs::File, modes: FileModes) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(fs::Permissions::from_mode(modes.file))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (file, modes);
+        Ok(())
     }
 }
 

@@ -332,7 +332,7 @@ impl FlightRecorder {
         let result = {
             let _serialized = lock(&shared.dump_lock);
             let snapshot = shared.snapshot();
-            dump::write_file(path, |w| {
+            dump::write_file(path, shared.dumper.config().modes, |w| {
                 chrome::write(&snapshot, &DumpContext::manual(), w)
             })
         };

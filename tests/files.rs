@@ -259,3 +259,34 @@ fn a_dump_file_is_complete_whenever_it_is_visible() {
     assert!(checked > 0, "the watcher saw finished dumps");
     assert_eq!(entries(dir.path()).len(), 5);
 }
+
+#[cfg(unix)]
+#[test]
+fn dumps_are_private_by_default_and_modes_are_configurable() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let (_layer, recorder) = FlightRecorder::builder().build().unwrap();
+    let info = recorder
+        .dump_to_dir(dir.path().join("new/deeper"), "private")
+        .unwrap();
+    assert_eq!(mode(&info.path), 0o600);
+    assert_eq!(mode(&dir.path().join("new")), 0o700);
+    assert_eq!(mode(&dir.path().join("new/deeper")), 0o700);
+    let file = recorder
+        .dump_to_file(dir.path().join("direct/trace.json"))
+        .unwrap();
+    assert_eq!(mode(&file.path), 0o600);
+    assert_eq!(mode(&dir.path().join("direct")), 0o700);
+
+    let (_layer, recorder) = FlightRecorder::builder()
+        .dump_file_mode(0o640)
+        .dump_dir_mode(0o750)
+        .build()
+        .unwrap();
+    let info = recorder
+        .dump_to_dir(dir.path().join("shared"), "team")
+        .unwrap();
+    assert_eq!(mode(&info.path), 0o640);
+    assert_eq!(mode(&dir.path().join("shared")), 0o750);
+}
