@@ -219,3 +219,55 @@ fn http_dumps_ignore_the_trigger_cooldown() {
         "only the first trigger wrote a file"
     );
 }
+
+#[test]
+fn errors_never_echo_the_token_or_the_path() {
+    let (_dispatch, recorder) = common::recorder_with(1 << 20);
+    let server = recorder
+        .serve_http_with(HttpConfig::new("127.0.0.1:0").bearer_token("the-real-token"))
+        .unwrap();
+    let base = format!("http://{}", server.local_addr());
+    let mut wrong = agent()
+        .get(server.url())
+        .header("Authorization", "Bearer guessed-token-xyz")
+        .call()
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let text = String::from_utf8(body(&mut wrong)).unwrap();
+    assert!(
+        !text.contains("guessed-token-xyz") && !text.contains("the-real-token"),
+        "{text}"
+    );
+    let mut missing = agent()
+        .get(format!("{base}/secret-looking/path%3Cscript%3E"))
+        .call()
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let text = String::from_utf8(body(&mut missing)).unwrap();
+    assert!(
+        !text.contains("secret-looking") && !text.contains("script"),
+        "{text}"
+    );
+}
+
+#[test]
+fn many_connections_and_huge_headers_leave_the_server_up() {
+    let (_dispatch, recorder) = common::recorder_with(1 << 20);
+    let server = recorder.serve_http("127.0.0.1:0").unwrap();
+    // 64 idle connections that never send a request.
+    let idle: Vec<_> = (0..64)
+        .map(|_| std::net::TcpStream::connect(server.local_addr()).unwrap())
+        .collect();
+    // A request with a 1 MiB header.
+    let huge = "x".repeat(1 << 20);
+    let _ = agent().get(server.url()).header("X-Huge", &huge).call();
+    drop(idle);
+    // Still serving.
+    let mut response = agent().get(server.url()).call().unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        String::from_utf8(body(&mut response))
+            .unwrap()
+            .contains("traceEvents")
+    );
+}
