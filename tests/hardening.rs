@@ -138,6 +138,9 @@ fn a_trigger_from_inside_a_dump_callback_neither_deadlocks_nor_recurses() {
     assert_eq!(common::files_in(dir.path()).len(), 1);
 }
 
+/// One thing to drop.
+type Step = Box<dyn FnOnce() + Send>;
+
 #[test]
 fn dropping_everything_in_any_order_never_hangs() {
     for order in 0..6 {
@@ -156,16 +159,12 @@ fn dropping_everything_in_any_order_never_hangs() {
         // A dump in flight while things go away.
         recorder.trigger("in flight");
         let clone = recorder.clone();
-        let (a, b, c): (
-            Box<dyn FnOnce() + Send>,
-            Box<dyn FnOnce() + Send>,
-            Box<dyn FnOnce() + Send>,
-        ) = (
+        let (a, b, c): (Step, Step, Step) = (
             Box::new(move || drop(dispatch)),
             Box::new(move || drop(recorder)),
             Box::new(move || drop(clone)),
         );
-        let steps: Vec<Box<dyn FnOnce() + Send>> = match order {
+        let steps: Vec<Step> = match order {
             0 => vec![a, b, c],
             1 => vec![a, c, b],
             2 => vec![b, a, c],
