@@ -12,8 +12,8 @@ use std::time::Duration;
 use tracing::{info, info_span};
 use tracing_blackbox::{FlightRecorder, RecordKind, TriggerOutcome};
 
-/// `threads` threads record `records` each (span + event pairs) while `dumps` dumps are taken
-/// concurrently, manual and triggered; every dump parses and passes the invariants, each
+/// `threads` threads record `records` each (span + event rounds) while `dumps` dumps are taken
+/// concurrently — manual, triggered and over HTTP; every dump parses and passes the invariants, each
 /// thread's sequence is in order and untorn, and the counters add up.
 fn record_while_dumping(threads: usize, records: u64, dumps: usize) {
     let dir = tempfile::tempdir().unwrap();
@@ -42,14 +42,37 @@ fn record_while_dumping(threads: usize, records: u64, dumps: usize) {
             });
         }
         let dumper = scope.spawn(|| {
+            #[cfg(feature = "http")]
+            let server = recorder.serve_http("127.0.0.1:0").unwrap();
             start.wait();
             let mut made = 0;
             while made < dumps {
-                if made % 2 == 0 {
-                    let dump = common::dump(&recorder);
-                    check_sequences(&dump);
-                } else {
-                    assert_ne!(recorder.trigger("stress"), TriggerOutcome::Disabled);
+                match made % 3 {
+                    0 => {
+                        let dump = common::dump(&recorder);
+                        check_sequences(&dump);
+                    }
+                    1 => assert_ne!(recorder.trigger("stress"), TriggerOutcome::Disabled),
+                    _ => {
+                        // Over HTTP when the feature is on, else another manual dump.
+                        #[cfg(feature = "http")]
+                        {
+                            let mut response = ureq::get(server.url()).call().unwrap();
+                            let bytes = response
+                                .body_mut()
+                                .with_config()
+                                .limit(1 << 30)
+                                .read_to_vec()
+                                .unwrap();
+                            let dump = common::Dump {
+                                json: serde_json::from_slice(&bytes).unwrap(),
+                            };
+                            common::check_invariants(&dump);
+                            check_sequences(&dump);
+                        }
+                        #[cfg(not(feature = "http"))]
+                        check_sequences(&common::dump(&recorder));
+                    }
                 }
                 made += 1;
             }
