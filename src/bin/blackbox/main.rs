@@ -463,6 +463,20 @@ fn table(
     Ok(())
 }
 
+/// A summary section: the table, or `(none)`.
+fn table_or_none(
+    out: &mut impl Write,
+    header: &[&str],
+    rows: &[Vec<String>],
+    right: &[bool],
+) -> io::Result<()> {
+    if rows.is_empty() {
+        writeln!(out, "  (none)")
+    } else {
+        table(out, header, rows, right)
+    }
+}
+
 fn percentile(sorted: &[i64], p: f64) -> i64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
@@ -600,16 +614,12 @@ fn summary(path: &Path, top: usize) -> Result<(), Failure> {
             ]
         })
         .collect();
-    if rows.is_empty() {
-        writeln!(out, "  (none)")?;
-    } else {
-        table(
-            &mut out,
-            &["duration", "name", "thread", "fields"],
-            &rows,
-            &[true, false, false, false],
-        )?;
-    }
+    table_or_none(
+        &mut out,
+        &["duration", "name", "thread", "fields"],
+        &rows,
+        &[true, false, false, false],
+    )?;
 
     writeln!(out)?;
     writeln!(out, "by name")?;
@@ -626,16 +636,12 @@ fn summary(path: &Path, top: usize) -> Result<(), Failure> {
             ]
         })
         .collect();
-    if rows.is_empty() {
-        writeln!(out, "  (none)")?;
-    } else {
-        table(
-            &mut out,
-            &["name", "count", "p50", "p99", "max"],
-            &rows,
-            &[false, true, true, true, true],
-        )?;
-    }
+    table_or_none(
+        &mut out,
+        &["name", "count", "p50", "p99", "max"],
+        &rows,
+        &[false, true, true, true, true],
+    )?;
 
     writeln!(out)?;
     writeln!(
