@@ -33,7 +33,7 @@ pub use builder::{
 };
 pub use chrome::FORMAT_VERSION;
 pub use dump::{
-    DEFAULT_COOLDOWN, DEFAULT_DUMP_DIR, DEFAULT_QUEUE_CAPACITY, DumpInfo, DumpOutcome,
+    DEFAULT_COOLDOWN, DEFAULT_DUMP_DIR, DEFAULT_QUEUE_CAPACITY, DumpInfo, DumpOutcome, SlowSpan,
     TriggerOutcome,
 };
 pub use env::ENV_VARS;
