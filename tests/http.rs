@@ -271,3 +271,37 @@ fn many_connections_and_huge_headers_leave_the_server_up() {
             .contains("traceEvents")
     );
 }
+
+#[test]
+fn a_slow_client_does_not_hold_up_the_others() {
+    use std::io::Write;
+    let (_dispatch, recorder) = common::recorder_with(1 << 20);
+    let server = recorder.serve_http("127.0.0.1:0").unwrap();
+    // Four clients that send half a request and stall, more than there are handler threads.
+    let stalled: Vec<_> = (0..4)
+        .map(|_| {
+            let mut stream = std::net::TcpStream::connect(server.local_addr()).unwrap();
+            stream
+                .write_all(b"GET /debug/trace/snapshot HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                .unwrap();
+            stream
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let mut response = agent().get(server.url()).call().unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        String::from_utf8(body(&mut response))
+            .unwrap()
+            .contains("traceEvents")
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "served while others stall"
+    );
+    // Shutting down does not wait for them either.
+    let stopping = std::time::Instant::now();
+    drop(server);
+    assert!(stopping.elapsed() < Duration::from_secs(5));
+    drop(stalled);
+}

@@ -174,3 +174,67 @@ fn sigusr1_leaves_a_dump_per_signal() {
         assert!(dump.phase("i").any(|e| e["name"] == "working"));
     }
 }
+
+/// A full disk, as a file-size limit: `sh` ignores SIGXFSZ (the disposition survives `exec`)
+/// and caps files at 64 blocks, then runs the child.
+#[cfg(unix)]
+#[test]
+fn a_full_disk_reports_an_error_leaves_nothing_and_recording_goes_on() {
+    if let Some((_, dir)) = child_mode() {
+        let outcomes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (layer, recorder) = FlightRecorder::builder()
+            .dump_dir(&dir)
+            .cooldown(std::time::Duration::ZERO)
+            .on_dump({
+                let outcomes = std::sync::Arc::clone(&outcomes);
+                move |o| outcomes.lock().unwrap().push(o.error.is_some())
+            })
+            .build()
+            .unwrap();
+        let dispatch = common::dispatch(layer);
+        // Far more than the file-size limit once encoded.
+        tracing::dispatcher::with_default(&dispatch, || {
+            for i in 0..20_000u64 {
+                info!(i, payload = "some text to make the dump large", "filler");
+            }
+        });
+        recorder.trigger("too_big");
+        recorder.flush();
+        let error = recorder.last_dump_error().expect("the write failed");
+        assert_eq!(error.stage(), tracing_blackbox::DumpStage::Write, "{error}");
+        assert_eq!(*outcomes.lock().unwrap(), [true]);
+        assert!(
+            common::files_in(&dir).is_empty(),
+            "no partial file, no temp file"
+        );
+        // Recording went on, and a small dump still fits.
+        let (small_layer, small) = FlightRecorder::builder().build().unwrap();
+        tracing::dispatcher::with_default(&common::dispatch(small_layer), || info!("small"));
+        let info = small.dump_to_dir(&dir, "small").unwrap();
+        assert!(info.bytes < 32 << 10);
+        tracing::dispatcher::with_default(&dispatch, || info!("after the failure"));
+        assert!(recorder.snapshot().records.len() > 1);
+        println!("child ok");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let output = Command::new("sh")
+        .args([
+            "-c",
+            "trap '' XFSZ; ulimit -f 64; exec \"$0\" --exact a_full_disk_reports_an_error_leaves_nothing_and_recording_goes_on --nocapture --test-threads=1",
+        ])
+        .arg(&exe)
+        .env(CHILD, "full-disk")
+        .env(DIR, dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("child ok"), "{stdout}");
+    assert_eq!(common::files_in(dir.path()).len(), 1, "only the small dump");
+}
