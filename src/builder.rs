@@ -69,6 +69,7 @@ pub struct Builder {
     dump_on_panic: bool,
     enabled: bool,
     redaction: Redaction,
+    clock: Option<quanta::Clock>,
     /// The first bad environment variable, reported by `build`.
     env_error: Option<BuildError>,
     #[cfg(all(unix, feature = "signal"))]
@@ -88,6 +89,7 @@ impl Default for Builder {
             dump_on_panic: false,
             enabled: true,
             redaction: Redaction::default(),
+            clock: None,
             env_error: None,
             #[cfg(all(unix, feature = "signal"))]
             dump_on_signal: false,
@@ -289,6 +291,15 @@ impl Builder {
         self
     }
 
+    /// The clock records are timed with (default: `quanta::Clock::new()`, the TSC where it is
+    /// invariant). For tests that fast-forward time with `quanta::Clock::mock()`; not part of
+    /// the stable API.
+    #[doc(hidden)]
+    pub fn clock(mut self, clock: quanta::Clock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
     /// Whether the recorder exists at all (default `true`). A disabled recorder's layer
     /// records nothing and costs close to nothing; it installs no hook or signal handler, and
     /// [`FlightRecorder::start`] does not wake it. Meant for `BLACKBOX=0`.
@@ -389,6 +400,7 @@ impl Builder {
             error_level: self.error_level,
             enabled: self.enabled,
             redaction: self.redaction,
+            clock: self.clock,
         }));
         #[cfg(all(unix, feature = "signal"))]
         if self.dump_on_signal && self.enabled {

@@ -34,6 +34,7 @@ pub(crate) struct Settings {
     pub(crate) error_level: Option<Level>,
     pub(crate) enabled: bool,
     pub(crate) redaction: Redaction,
+    pub(crate) clock: Option<quanta::Clock>,
 }
 
 /// How long a panic dump waits for a lock before giving up.
@@ -66,7 +67,7 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(settings: Settings) -> Shared {
         static NEXT_RECORDER: AtomicU64 = AtomicU64::new(1);
-        let clock = quanta::Clock::new();
+        let clock = settings.clock.unwrap_or_default();
         let anchor_wall = Utc::now();
         let anchor_raw = clock.raw();
         let timebase = Timebase {
