@@ -70,22 +70,67 @@ fn a_dump_that_cannot_be_written_reports_and_recording_goes_on() {
     assert_eq!(dump.phase("i").count(), 2);
 }
 
+/// Makes a directory immutable for as long as it lives (root ignores permission bits).
+#[cfg(unix)]
+struct Immutable(std::path::PathBuf);
+
+#[cfg(unix)]
+impl Immutable {
+    fn new(dir: &std::path::Path) -> Option<Self> {
+        let status = std::process::Command::new("chattr")
+            .arg("+i")
+            .arg(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .ok()?;
+        status.success().then(|| Immutable(dir.to_owned()))
+    }
+}
+
+#[cfg(unix)]
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(&self.0)
+            .status();
+    }
+}
+
 #[cfg(unix)]
 #[test]
 fn a_read_only_directory_fails_cleanly() {
     use std::os::unix::fs::PermissionsExt;
-    let (_dispatch, recorder) = recorder_with(1 << 20);
+    let (dispatch, recorder) = recorder_with(1 << 20);
     let dir = tempfile::tempdir().unwrap();
     let ro = dir.path().join("ro");
     std::fs::create_dir(&ro).unwrap();
     std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
-    // Root ignores permissions; only check when the directory really is read-only.
-    if std::fs::write(ro.join("probe"), b"").is_ok() {
-        return;
-    }
+    let _immutable = if std::fs::write(ro.join("probe"), b"").is_ok() {
+        // Running as root: permission bits do not stop it; an immutable directory does.
+        std::fs::remove_file(ro.join("probe")).unwrap();
+        match Immutable::new(&ro) {
+            Some(guard) => Some(guard),
+            None => {
+                eprintln!("skipped: running as root and chattr +i is not available here");
+                return;
+            }
+        }
+    } else {
+        None
+    };
+    tracing::dispatcher::with_default(&dispatch, || info!("before"));
     let err = recorder.dump_to_file(ro.join("trace.json")).unwrap_err();
     assert_eq!(err.stage(), DumpStage::CreateTemp);
+    let err = recorder.dump_to_dir(&ro, "x").unwrap_err();
+    assert_eq!(err.stage(), DumpStage::CreateTemp);
     assert!(entries(&ro).is_empty());
+    tracing::dispatcher::with_default(&dispatch, || info!("after"));
+    assert_eq!(
+        common::dump(&recorder).phase("i").count(),
+        2,
+        "recording went on"
+    );
 }
 
 #[test]
