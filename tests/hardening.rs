@@ -57,17 +57,7 @@ fn record_while_dumping(threads: usize, records: u64, dumps: usize) {
                         // Over HTTP when the feature is on, else another manual dump.
                         #[cfg(feature = "http")]
                         {
-                            let mut response = ureq::get(server.url()).call().unwrap();
-                            let bytes = response
-                                .body_mut()
-                                .with_config()
-                                .limit(1 << 30)
-                                .read_to_vec()
-                                .unwrap();
-                            let dump = common::Dump {
-                                json: serde_json::from_slice(&bytes).unwrap(),
-                            };
-                            common::check_invariants(&dump);
+                            let dump = common::fetch_dump(&server.url());
                             check_sequences(&dump);
                         }
                         #[cfg(not(feature = "http"))]

@@ -159,3 +159,19 @@ pub fn load(path: &std::path::Path) -> Dump {
     check_invariants(&dump);
     dump
 }
+
+/// GETs a dump over HTTP, parses it and checks its invariants.
+pub fn fetch_dump(url: &str) -> Dump {
+    let mut response = ureq::get(url).call().unwrap();
+    let bytes = response
+        .body_mut()
+        .with_config()
+        .limit(1 << 30)
+        .read_to_vec()
+        .unwrap();
+    let dump = Dump {
+        json: serde_json::from_slice(&bytes).unwrap(),
+    };
+    check_invariants(&dump);
+    dump
+}
