@@ -188,6 +188,9 @@ fn vm_rss_bytes() -> Option<usize> {
 
 #[test]
 fn ten_thousand_short_lived_threads_stay_bounded() {
+    if !common::in_own_process("ten_thousand_short_lived_threads_stay_bounded") {
+        return;
+    }
     let max_bytes = 1 << 20;
     let (dispatch, recorder) = recorder_with(max_bytes);
     let rss_before = vm_rss_bytes();
@@ -395,11 +398,17 @@ fn fast_forwarded_soak(simulated: Duration) {
 
 #[test]
 fn ten_simulated_minutes_stay_bounded() {
+    if !common::in_own_process("ten_simulated_minutes_stay_bounded") {
+        return;
+    }
     fast_forwarded_soak(Duration::from_secs(600));
 }
 
 #[test]
 #[ignore = "long form: run by .ci/soak"]
 fn a_simulated_hour_stays_bounded() {
+    if !common::in_own_process("a_simulated_hour_stays_bounded") {
+        return;
+    }
     fast_forwarded_soak(Duration::from_secs(3600));
 }

@@ -175,3 +175,28 @@ pub fn fetch_dump(url: &str) -> Dump {
     check_invariants(&dump);
     dump
 }
+
+/// For tests that measure the whole process (VmRSS): in the parent, re-runs `test` alone in a
+/// child process, asserts it passed and returns false; in that child, returns true.
+pub fn in_own_process(test: &str) -> bool {
+    const CHILD: &str = "BLACKBOX_ISOLATED_TEST";
+    if std::env::var(CHILD).is_ok_and(|name| name == test) {
+        return true;
+    }
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--include-ignored"])
+        .env(CHILD, test)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("1 passed"),
+        "the child ran the test"
+    );
+    false
+}
