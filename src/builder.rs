@@ -27,10 +27,6 @@ pub const MAX_MAX_BYTES: usize = if usize::BITS >= 64 { 1 << 40 } else { 1 << 30
 pub const MAX_FIELD_LEN_LIMIT: usize = 4096;
 
 const MAX_MIN_AGE: Duration = Duration::from_secs(365 * 24 * 60 * 60);
-const MIN_CHUNK_BYTES: usize = 16 << 10;
-const MAX_CHUNK_BYTES: usize = 1 << 20;
-/// Storage is cut into about this many chunks: the granularity of allocation and eviction.
-const TARGET_CHUNKS: usize = 64;
 
 /// Chains a panic hook that dumps before the previous hook runs. The hook holds the recorder
 /// weakly: once the recorder is gone, it only calls the previous hook.
@@ -380,19 +376,9 @@ impl Builder {
                 given: self.max_field_len,
             });
         }
-        let chunk_bytes = (self.max_bytes / TARGET_CHUNKS)
-            .clamp(MIN_CHUNK_BYTES, MAX_CHUNK_BYTES)
-            .next_power_of_two()
-            .min(MAX_CHUNK_BYTES);
-        let chunk_bytes = if chunk_bytes * 4 > self.max_bytes {
-            chunk_bytes / 2
-        } else {
-            chunk_bytes
-        };
         let shared = Arc::new(Shared::new(Settings {
             max_bytes: self.max_bytes,
             min_age: self.min_age,
-            chunk_bytes,
             max_field_bytes: self.max_field_len,
             recording: self.recording,
             dumps: self.dumps,

@@ -26,7 +26,6 @@ use crate::storage::{Storage, StorageLimits, ThreadBuffer, lock};
 pub(crate) struct Settings {
     pub(crate) max_bytes: usize,
     pub(crate) min_age: Duration,
-    pub(crate) chunk_bytes: usize,
     pub(crate) max_field_bytes: usize,
     pub(crate) recording: bool,
     pub(crate) dumps: DumpConfig,
@@ -89,11 +88,10 @@ impl Shared {
             redaction: settings.redaction,
             #[cfg(all(unix, feature = "signal"))]
             signals: Mutex::new(None),
-            storage: Storage::new(StorageLimits {
-                max_bytes: settings.max_bytes,
-                chunk_bytes: settings.chunk_bytes,
-                min_age_nanos: u64::try_from(settings.min_age.as_nanos()).unwrap_or(u64::MAX),
-            }),
+            storage: Storage::new(StorageLimits::for_budget(
+                settings.max_bytes,
+                settings.min_age,
+            )),
             timebase,
             max_field_bytes: settings.max_field_bytes,
             recording: AtomicBool::new(settings.recording && settings.enabled),
@@ -117,7 +115,7 @@ impl Shared {
     }
 
     #[inline]
-    pub(crate) fn append(&self, buffer: &ThreadBuffer, record: &[u8], ts: u64) {
+    pub(crate) fn append(&self, buffer: &Arc<ThreadBuffer>, record: &[u8], ts: u64) {
         if buffer.try_append(record, ts) {
             return;
         }

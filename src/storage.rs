@@ -7,9 +7,24 @@
 //! needs a fresh one: that is where the byte budget (`max_bytes`) and the history target
 //! (`min_age`) are enforced, by evicting the chunk whose newest record is oldest, from whichever
 //! thread holds it.
+//!
+//! Finding that chunk must not cost more with more threads (services spawn and end threads by
+//! the thousand): threads with records sit in a min-heap keyed by their oldest chunk's age.
+//! A thread's key only grows (its oldest chunk goes, or its current chunk gets newer records),
+//! so a key in the heap is a lower bound that is corrected when it reaches the top: a chunk
+//! roll costs O(log threads), amortized.
 
+mod candidate;
+mod chunk;
+mod limits;
+#[cfg(test)]
+mod load_tests;
+#[cfg(test)]
+mod model_tests;
+
+use std::collections::BinaryHeap;
 use std::mem;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
@@ -17,9 +32,9 @@ use crossbeam_utils::CachePadded;
 use ringbuf::HeapRb;
 use ringbuf::traits::Observer;
 
-/// Smallest chunk a thread starts with; later chunks double up to the configured chunk size,
-/// so a thread that logs a handful of records never pins a whole chunk.
-pub(crate) const FIRST_CHUNK_BYTES: usize = 16 << 10;
+use candidate::Candidate;
+pub(crate) use chunk::Chunk;
+pub(crate) use limits::{EXPIRE_PER_ROLL, FIRST_CHUNK_BYTES, StorageLimits};
 
 /// Locks a mutex, recovering from poisoning: the data behind our locks is only ever changed by
 /// code that cannot panic half-way (no user code runs under them), so a poisoned lock still
@@ -28,49 +43,6 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// A block of encoded records from one thread.
-#[derive(Default)]
-pub(crate) struct Chunk {
-    buf: Box<[u8]>,
-    len: usize,
-    records: u32,
-    last_ts: u64,
-}
-
-impl Chunk {
-    fn with_capacity(bytes: usize) -> Self {
-        Chunk {
-            buf: vec![0u8; bytes].into_boxed_slice(),
-            ..Chunk::default()
-        }
-    }
-
-    fn capacity(&self) -> usize {
-        self.buf.len()
-    }
-
-    fn fits(&self, record: &[u8]) -> bool {
-        self.buf.len() - self.len >= record.len()
-    }
-
-    fn push(&mut self, record: &[u8], ts: u64) {
-        self.buf[self.len..self.len + record.len()].copy_from_slice(record);
-        self.len += record.len();
-        self.records += 1;
-        self.last_ts = ts;
-    }
-
-    fn clear(&mut self) {
-        self.len = 0;
-        self.records = 0;
-        self.last_ts = 0;
-    }
-
-    pub(crate) fn bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
 }
 
 /// Identity of a recording thread, as it appears in dumps.
@@ -82,10 +54,26 @@ pub(crate) struct ThreadIdentity {
 
 struct ThreadState {
     sealed: HeapRb<Arc<Chunk>>,
+    /// Empty (no capacity) or holding at least one record.
     current: Chunk,
     /// Capacity of the next chunk this thread asks for.
     next_chunk_bytes: usize,
     written: u64,
+}
+
+impl ThreadState {
+    /// The age of the oldest chunk this thread could give up: its oldest sealed one, else
+    /// (when allowed) its current one.
+    fn oldest_key(&mut self, include_current: bool) -> Option<u64> {
+        if let Some(head) = self.sealed.try_peek() {
+            return Some(head.last_ts);
+        }
+        (include_current && !self.current.is_empty()).then_some(self.current.last_ts)
+    }
+
+    fn has_records(&self) -> bool {
+        !self.sealed.is_empty() || !self.current.is_empty()
+    }
 }
 
 /// One thread's records.
@@ -93,6 +81,11 @@ pub(crate) struct ThreadBuffer {
     pub(crate) identity: ThreadIdentity,
     /// Padded so two threads' locks never share a cache line.
     state: CachePadded<Mutex<ThreadState>>,
+    /// The rest is the storage's bookkeeping, changed only under the storage lock.
+    /// Position in `StorageInner::threads`.
+    index: AtomicUsize,
+    /// Whether the eviction heap holds an entry for this thread.
+    in_heap: AtomicBool,
     exited: AtomicBool,
 }
 
@@ -110,15 +103,6 @@ impl ThreadBuffer {
         }
     }
 
-    /// The newest timestamp of the oldest chunk this thread holds, and whether it is sealed.
-    fn oldest_chunk(&self, include_current: bool) -> Option<u64> {
-        let mut state = lock(&self.state);
-        if let Some(head) = state.sealed.try_peek() {
-            return Some(head.last_ts);
-        }
-        (include_current && state.current.len > 0).then_some(state.current.last_ts)
-    }
-
     /// Shares the sealed chunks and copies the current one.
     fn copy(&self, state: &mut ThreadState, written: &mut u64) -> RawThread {
         *written += state.written;
@@ -128,21 +112,6 @@ impl ThreadBuffer {
             current: state.current.bytes().to_vec(),
         }
     }
-
-    fn is_empty(&self) -> bool {
-        let state = lock(&self.state);
-        state.sealed.is_empty() && state.current.capacity() == 0
-    }
-}
-
-/// What evicting one chunk gave back.
-enum Eviction {
-    /// The chunk, emptied, for reuse.
-    Reusable(Chunk),
-    /// A snapshot still reads the chunk: it left the budget and is the snapshot's memory now.
-    HeldBySnapshot,
-    /// The victim had nothing left to take.
-    Nothing,
 }
 
 /// Counters and chunks copied out of [`Storage`] at one instant.
@@ -161,22 +130,88 @@ pub(crate) struct RawThread {
     pub(crate) current: Vec<u8>,
 }
 
-/// Configuration the storage enforces.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct StorageLimits {
-    pub(crate) max_bytes: usize,
-    pub(crate) chunk_bytes: usize,
-    pub(crate) min_age_nanos: u64,
-}
-
 struct StorageInner {
+    /// Every live thread, and exited ones until their last chunk is gone.
     threads: Vec<Arc<ThreadBuffer>>,
+    /// Threads with records, by the age of their oldest chunk (lazily updated).
+    heap: BinaryHeap<Candidate>,
     /// Empty `Arc` shells, kept so sealing a chunk never allocates in steady state.
     shells: Vec<Arc<Chunk>>,
     allocated_bytes: usize,
     overwritten: u64,
     /// `written` of threads that exited and whose chunks are all gone.
     departed_written: u64,
+    /// Heap entries looked at while choosing eviction victims: the work chunk rolls do.
+    victim_checks: u64,
+}
+
+impl StorageInner {
+    fn push_candidate(&mut self, thread: &Arc<ThreadBuffer>, key: u64) {
+        if !thread.in_heap.swap(true, Ordering::Relaxed) {
+            self.heap.push(Candidate {
+                key,
+                thread: Arc::clone(thread),
+            });
+        }
+    }
+
+    /// Forgets an exited thread that holds nothing any more.
+    fn remove_thread(&mut self, thread: &ThreadBuffer, written: u64) {
+        let index = thread.index.load(Ordering::Relaxed);
+        self.threads.swap_remove(index);
+        if let Some(moved) = self.threads.get(index) {
+            moved.index.store(index, Ordering::Relaxed);
+        }
+        self.departed_written += written;
+    }
+
+    /// Frees a chunk taken out of a ring, keeping its `Arc` shell for reuse; `None` if a
+    /// snapshot still reads it (it left the budget and is the snapshot's memory now).
+    fn unshare(&mut self, mut sealed: Arc<Chunk>) -> Option<Chunk> {
+        match Arc::get_mut(&mut sealed) {
+            Some(slot) => {
+                let chunk = mem::take(slot);
+                self.shells.push(sealed);
+                Some(chunk)
+            }
+            None => {
+                self.allocated_bytes -= sealed.capacity();
+                None
+            }
+        }
+    }
+
+    /// The thread whose oldest chunk is oldest, with that chunk's age; the requester's current
+    /// chunk does not count. Corrects stale heap keys on the way, and forgets threads that hold
+    /// nothing (exited ones for good).
+    fn oldest_chunk(&mut self, requester: &ThreadBuffer) -> Option<(Arc<ThreadBuffer>, u64)> {
+        loop {
+            let top = self.heap.peek()?;
+            self.victim_checks += 1;
+            let thread = Arc::clone(&top.thread);
+            let stored = top.key;
+            let (actual, written) = {
+                let mut state = lock(&thread.state);
+                let include_current = !std::ptr::eq(Arc::as_ptr(&thread), requester);
+                (state.oldest_key(include_current), state.written)
+            };
+            match actual {
+                Some(key) if key <= stored => return Some((thread, key)),
+                Some(key) => {
+                    if let Some(mut top) = self.heap.peek_mut() {
+                        top.key = key;
+                    }
+                }
+                None => {
+                    self.heap.pop();
+                    thread.in_heap.store(false, Ordering::Relaxed);
+                    if thread.exited.load(Ordering::Relaxed) {
+                        self.remove_thread(&thread, written);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// All threads' buffers and the byte budget.
@@ -188,17 +223,17 @@ pub(crate) struct Storage {
 
 impl Storage {
     pub(crate) fn new(limits: StorageLimits) -> Self {
-        // A thread can hold every full chunk plus its small compacted last one.
-        let ring_capacity = limits.max_bytes / limits.chunk_bytes + 1;
         Storage {
             limits,
-            ring_capacity,
+            ring_capacity: limits.max_chunks_per_thread(),
             inner: Mutex::new(StorageInner {
                 threads: Vec::new(),
+                heap: BinaryHeap::new(),
                 shells: Vec::new(),
                 allocated_bytes: 0,
                 overwritten: 0,
                 departed_written: 0,
+                victim_checks: 0,
             }),
         }
     }
@@ -209,6 +244,7 @@ impl Storage {
 
     /// Registers the calling thread.
     pub(crate) fn register(&self, identity: ThreadIdentity) -> Arc<ThreadBuffer> {
+        let mut inner = lock(&self.inner);
         let buffer = Arc::new(ThreadBuffer {
             identity,
             state: CachePadded::new(Mutex::new(ThreadState {
@@ -217,9 +253,11 @@ impl Storage {
                 next_chunk_bytes: FIRST_CHUNK_BYTES.min(self.limits.chunk_bytes),
                 written: 0,
             })),
+            index: AtomicUsize::new(inner.threads.len()),
+            in_heap: AtomicBool::new(false),
             exited: AtomicBool::new(false),
         });
-        lock(&self.inner).threads.push(Arc::clone(&buffer));
+        inner.threads.push(Arc::clone(&buffer));
         buffer
     }
 
@@ -227,7 +265,7 @@ impl Storage {
     /// room under the budget, and starts a fresh one. Returns `false` if no room could be made.
     pub(crate) fn append_slow(
         &self,
-        buffer: &ThreadBuffer,
+        buffer: &Arc<ThreadBuffer>,
         record: &[u8],
         ts: u64,
         now: u64,
@@ -242,20 +280,13 @@ impl Storage {
                 state.written += 1;
                 return true;
             }
-            if state.current.len > 0 {
+            if !state.current.is_empty() {
                 let mut shell = inner.shells.pop().unwrap_or_default();
                 match Arc::get_mut(&mut shell) {
                     Some(slot) => *slot = mem::take(&mut state.current),
                     None => shell = Arc::new(mem::take(&mut state.current)),
                 }
-                if let Err(shell) = state.sealed.try_push(shell) {
-                    // Cannot happen while the budget holds; account for it rather than panic.
-                    inner.allocated_bytes -= shell.capacity();
-                    inner.overwritten += u64::from(shell.records);
-                }
-            } else {
-                inner.allocated_bytes -= state.current.capacity();
-                state.current = Chunk::default();
+                self.seal(&mut inner, &mut state, shell);
             }
             let wanted = state.next_chunk_bytes;
             state.next_chunk_bytes = (wanted * 2).min(self.limits.chunk_bytes);
@@ -265,18 +296,35 @@ impl Storage {
         let Some(mut fresh) = self.make_room(&mut inner, buffer, wanted, now, nanos_between) else {
             return false;
         };
-        drop(inner);
-
         fresh.push(record, ts);
-        let mut state = lock(&buffer.state);
-        // Only this thread installs current chunks, and it left its slot empty above.
-        state.current = fresh;
-        state.written += 1;
+        {
+            let mut state = lock(&buffer.state);
+            // Only this thread installs current chunks, and it left its slot empty above.
+            state.current = fresh;
+            state.written += 1;
+        }
+        inner.push_candidate(buffer, ts);
         true
     }
 
-    /// Evicts chunks older than `min_age` and, oldest first, as many more as the budget needs to
-    /// fit a chunk of `wanted` bytes; returns an empty chunk of at least that size.
+    /// Puts a full chunk at the end of the thread's ring. The ring is sized for every chunk the
+    /// budget lets a thread hold, so it is never full; were it full, the thread's own oldest
+    /// chunk would go, never the newest.
+    fn seal(&self, inner: &mut StorageInner, state: &mut ThreadState, chunk: Arc<Chunk>) {
+        if state.sealed.is_full()
+            && let Some(oldest) = state.sealed.try_pop()
+        {
+            inner.overwritten += u64::from(oldest.records);
+            if let Some(freed) = inner.unshare(oldest) {
+                inner.allocated_bytes -= freed.capacity();
+            }
+        }
+        let _ = state.sealed.try_push(chunk);
+    }
+
+    /// Evicts, oldest first, as many chunks as the budget needs to fit a chunk of `wanted`
+    /// bytes, and up to [`EXPIRE_PER_ROLL`] more that are older than `min_age`; returns an
+    /// empty chunk of at least that size (an evicted one when one is big enough).
     fn make_room(
         &self,
         inner: &mut StorageInner,
@@ -286,23 +334,25 @@ impl Storage {
         nanos_between: impl Fn(u64, u64) -> u64,
     ) -> Option<Chunk> {
         let mut reuse: Option<Chunk> = None;
+        let mut expiries_left = EXPIRE_PER_ROLL;
         loop {
             let need_room = inner.allocated_bytes + reuse.as_ref().map_or(wanted, |_| 0)
                 > self.limits.max_bytes;
-            let oldest = Self::oldest_candidate(inner, requester);
-            let Some((victim, last_ts)) = oldest else {
+            let Some((victim, key)) = inner.oldest_chunk(requester) else {
                 break;
             };
-            let expired = nanos_between(last_ts, now) > self.limits.min_age_nanos;
+            let expired = expiries_left > 0 && nanos_between(key, now) > self.limits.min_age_nanos;
             if !need_room && !expired {
                 break;
             }
-            let evicted = match Self::evict_from(inner, &victim, requester) {
-                Eviction::Reusable(chunk) => chunk,
-                Eviction::HeldBySnapshot => continue,
-                Eviction::Nothing => break,
+            if !need_room {
+                expiries_left -= 1;
+            }
+            let Some(mut evicted) = Self::evict_oldest(inner, &victim, requester) else {
+                continue;
             };
             if reuse.is_none() && evicted.capacity() >= wanted {
+                evicted.clear();
                 reuse = Some(evicted);
             } else {
                 inner.allocated_bytes -= evicted.capacity();
@@ -318,60 +368,25 @@ impl Storage {
         Some(Chunk::with_capacity(wanted))
     }
 
-    /// The thread holding the chunk whose newest record is oldest. Exited threads that hold
-    /// nothing any more are forgotten on the way.
-    fn oldest_candidate(
-        inner: &mut StorageInner,
-        requester: &ThreadBuffer,
-    ) -> Option<(Arc<ThreadBuffer>, u64)> {
-        let mut best: Option<(usize, u64)> = None;
-        let mut index = 0;
-        while index < inner.threads.len() {
-            let thread = &inner.threads[index];
-            if thread.exited.load(Ordering::Acquire) && thread.is_empty() {
-                let departed = inner.threads.swap_remove(index);
-                inner.departed_written += lock(&departed.state).written;
-                continue;
-            }
-            let include_current = !std::ptr::eq(Arc::as_ptr(thread), requester);
-            if let Some(ts) = thread.oldest_chunk(include_current)
-                && best.is_none_or(|(_, best_ts)| ts < best_ts)
-            {
-                best = Some((index, ts));
-            }
-            index += 1;
-        }
-        best.map(|(index, ts)| (Arc::clone(&inner.threads[index]), ts))
-    }
-
-    /// Takes the oldest chunk of `victim`: its oldest sealed one, else its current one.
-    fn evict_from(
+    /// Takes `victim`'s oldest chunk (its oldest sealed one, else its current one unless it is
+    /// the requester) and counts its records as overwritten; `None` if a snapshot still reads
+    /// it or there was nothing to take.
+    fn evict_oldest(
         inner: &mut StorageInner,
         victim: &ThreadBuffer,
         requester: &ThreadBuffer,
-    ) -> Eviction {
+    ) -> Option<Chunk> {
         let mut state = lock(&victim.state);
-        let mut chunk = if let Some(mut sealed) = state.sealed.try_pop() {
+        if let Some(sealed) = state.sealed.try_pop() {
+            drop(state);
             inner.overwritten += u64::from(sealed.records);
-            match Arc::get_mut(&mut sealed) {
-                Some(slot) => {
-                    let chunk = mem::take(slot);
-                    inner.shells.push(sealed);
-                    chunk
-                }
-                None => {
-                    inner.allocated_bytes -= sealed.capacity();
-                    return Eviction::HeldBySnapshot;
-                }
-            }
-        } else if !std::ptr::eq(victim, requester) && state.current.len > 0 {
-            inner.overwritten += u64::from(state.current.records);
-            mem::take(&mut state.current)
-        } else {
-            return Eviction::Nothing;
-        };
-        chunk.clear();
-        Eviction::Reusable(chunk)
+            return inner.unshare(sealed);
+        }
+        if std::ptr::eq(victim, requester) || state.current.is_empty() {
+            return None;
+        }
+        inner.overwritten += u64::from(state.current.records);
+        Some(mem::take(&mut state.current))
     }
 
     /// Called when a thread exits: its partly filled chunk is shrunk to its contents, so an
@@ -381,20 +396,18 @@ impl Storage {
         let mut state = lock(&buffer.state);
         let current = mem::take(&mut state.current);
         inner.allocated_bytes -= current.capacity();
-        if current.len > 0 {
-            let compact = Chunk {
-                buf: current.bytes().into(),
-                len: current.len,
-                records: current.records,
-                last_ts: current.last_ts,
-            };
+        if !current.is_empty() {
+            let compact = current.compacted();
             inner.allocated_bytes += compact.capacity();
-            if let Err(chunk) = state.sealed.try_push(Arc::new(compact)) {
-                inner.allocated_bytes -= chunk.capacity();
-                inner.overwritten += u64::from(chunk.records);
-            }
+            self.seal(&mut inner, &mut state, Arc::new(compact));
         }
-        buffer.exited.store(true, Ordering::Release);
+        buffer.exited.store(true, Ordering::Relaxed);
+        // A thread with records is in the heap, which forgets it once they are gone.
+        if !state.has_records() && !buffer.in_heap.load(Ordering::Relaxed) {
+            let written = state.written;
+            drop(state);
+            inner.remove_thread(buffer, written);
+        }
     }
 
     /// Copies every thread's chunks. Holds the storage lock throughout so that no chunk is
@@ -427,7 +440,13 @@ impl Storage {
         Some(Self::finish_snapshot(&inner, threads, written))
     }
 
-    fn finish_snapshot(inner: &StorageInner, threads: Vec<RawThread>, written: u64) -> RawSnapshot {
+    fn finish_snapshot(
+        inner: &StorageInner,
+        mut threads: Vec<RawThread>,
+        written: u64,
+    ) -> RawSnapshot {
+        // Registration order, whatever removals did to the list.
+        threads.sort_unstable_by_key(|thread| thread.identity.tid);
         RawSnapshot {
             threads,
             written: written + inner.departed_written,
@@ -444,13 +463,23 @@ impl Storage {
     /// Frees every chunk; used when the recorder goes away while threads still hold buffers.
     pub(crate) fn release_all(&self) {
         let mut inner = lock(&self.inner);
+        inner.heap.clear();
         for thread in mem::take(&mut inner.threads) {
             let mut state = lock(&thread.state);
             state.sealed.clear();
             state.current = Chunk::default();
+            thread.in_heap.store(false, Ordering::Relaxed);
         }
         inner.shells.clear();
         inner.allocated_bytes = 0;
+    }
+}
+
+#[cfg(test)]
+impl Storage {
+    /// Heap entries looked at while choosing eviction victims, so far.
+    pub(crate) fn victim_checks(&self) -> u64 {
+        lock(&self.inner).victim_checks
     }
 }
 

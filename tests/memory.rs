@@ -60,6 +60,32 @@ fn eviction_keeps_the_newest_and_respects_max_bytes() {
     dump(&recorder);
 }
 
+/// A burst past the default budget within `min_age`: the budget wins over `min_age`, and what
+/// goes is the oldest. (It once lost the middle of the burst instead.)
+#[test]
+fn a_burst_past_the_default_budget_keeps_the_newest() {
+    let (layer, recorder) = FlightRecorder::builder().build().unwrap();
+    let dispatch = common::dispatch(layer);
+    let events = 400_000u64;
+    tracing::dispatcher::with_default(&dispatch, || {
+        for i in 0..events {
+            info!(i, "burst");
+        }
+    });
+    let snapshot = recorder.snapshot();
+    let sequence = event_sequence(&snapshot).into_values().next().unwrap();
+    assert_eq!(*sequence.last().unwrap(), events - 1, "the newest is kept");
+    let hole = sequence.windows(2).find(|w| w[1] != w[0] + 1);
+    assert!(hole.is_none(), "a contiguous run: hole after {hole:?}");
+    assert!(
+        snapshot.allocated_bytes > tracing_blackbox::DEFAULT_MAX_BYTES * 9 / 10,
+        "the budget is used: {} bytes",
+        snapshot.allocated_bytes
+    );
+    assert!(snapshot.counters.overwritten > 0);
+    dump(&recorder);
+}
+
 #[test]
 fn an_idle_threads_old_records_go_before_a_busy_threads_recent_ones() {
     let (dispatch, recorder) = recorder_with(64 << 10);
