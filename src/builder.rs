@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::dump::{DumpConfig, DumpOutcome};
+use crate::dump::DumpConfig;
+use crate::outcome::DumpOutcome;
 use tracing_core::Level;
 
 use crate::error::BuildError;
@@ -34,7 +35,10 @@ fn install_panic_hook(shared: &Arc<Shared>) {
     let recorder = Arc::downgrade(shared);
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        if let Some(shared) = recorder.upgrade() {
+        // A panic inside an `on_dump` callback is caught and reported by its runner.
+        if let Some(shared) = recorder.upgrade()
+            && !crate::callback::in_callback()
+        {
             shared.dump_for_panic(info);
         }
         previous(info);
@@ -376,7 +380,7 @@ impl Builder {
                 given: self.max_field_len,
             });
         }
-        let shared = Arc::new(Shared::new(Settings {
+        let shared = Shared::new(Settings {
             max_bytes: self.max_bytes,
             min_age: self.min_age,
             max_field_bytes: self.max_field_len,
@@ -387,7 +391,11 @@ impl Builder {
             enabled: self.enabled,
             redaction: self.redaction,
             clock: self.clock,
-        }));
+        })
+        .map_err(|e| BuildError::DumpThread {
+            message: e.to_string(),
+        })?;
+        let shared = Arc::new(shared);
         #[cfg(all(unix, feature = "signal"))]
         if self.dump_on_signal && self.enabled {
             crate::signal::install(&shared).map_err(|e| BuildError::Signal {

@@ -11,6 +11,7 @@ use std::io::{self, BufWriter, Write};
 
 use serde_json::Value;
 
+use crate::context::DumpContext;
 use crate::record::{Field, FieldValue};
 use crate::snapshot::{RecordKind, Snapshot};
 
@@ -19,45 +20,6 @@ pub const FORMAT_VERSION: u32 = 1;
 
 /// Name of spans whose creation was evicted before the window.
 const EVICTED_SPAN_NAME: &str = "(span created before the window)";
-
-/// Why a dump was written, and what else `otherData` should say.
-#[derive(Debug, Clone)]
-pub(crate) struct DumpContext {
-    pub(crate) reason: String,
-    /// The span whose latency triggered the dump.
-    pub(crate) trigger: Option<TriggerInfo>,
-    /// Triggers suppressed (cooldown, full queue, top-N) since the previous triggered dump.
-    pub(crate) suppressed: u64,
-    /// More `otherData` entries (the panic's message and location, say).
-    pub(crate) extra: Vec<(&'static str, Value)>,
-}
-
-impl DumpContext {
-    pub(crate) fn manual() -> Self {
-        Self::reason("manual")
-    }
-
-    pub(crate) fn reason(reason: &str) -> Self {
-        DumpContext {
-            reason: reason.to_owned(),
-            trigger: None,
-            suppressed: 0,
-            extra: Vec::new(),
-        }
-    }
-}
-
-/// A slow span that triggered a dump.
-#[derive(Debug, Clone)]
-pub(crate) struct TriggerInfo {
-    pub(crate) span_name: &'static str,
-    /// The recorder's id of the span.
-    pub(crate) span_id: u64,
-    pub(crate) duration_nanos: u64,
-    pub(crate) threshold_nanos: u64,
-    /// `wall` or `busy`.
-    pub(crate) timing: &'static str,
-}
 
 #[derive(Default)]
 struct SpanInfo<'a> {
@@ -562,7 +524,7 @@ impl<'a> Encoder<'a> {
             "format": "tracing-blackbox",
             "version": FORMAT_VERSION,
             "crate_version": env!("CARGO_PKG_VERSION"),
-            "reason": context.reason,
+            "reason": context.reason.as_str(),
             "anchor": s.anchor.to_rfc3339(),
             "window_start": rfc3339(s.window_start_ns),
             "window_end": rfc3339(s.window_end_ns),
@@ -595,8 +557,11 @@ impl<'a> Encoder<'a> {
                 "fields": fields,
                 "duration_ms": trigger.duration_nanos as f64 / 1e6,
                 "threshold_ms": trigger.threshold_nanos as f64 / 1e6,
-                "timing": trigger.timing,
+                "timing": trigger.timing.as_str(),
             });
+        }
+        if let Some(event) = &context.event {
+            data["trigger_event"] = trigger_event_json(event);
         }
         serde_json::to_writer(w, &data).map_err(io::Error::from)
     }
@@ -706,13 +671,28 @@ fn write_fields<'f>(w: &mut impl Write, fields: impl Iterator<Item = &'f Field>)
     w.write_all(b"}")
 }
 
+/// JSON has no NaN or infinities: they are written as the strings `"NaN"`, `"inf"` and
+/// `"-inf"` (JSON `null` would lose them).
+fn non_finite(v: f64) -> Option<&'static str> {
+    if v.is_nan() {
+        Some("NaN")
+    } else if v.is_infinite() {
+        Some(if v > 0.0 { "inf" } else { "-inf" })
+    } else {
+        None
+    }
+}
+
 fn json_value(w: &mut impl Write, value: &FieldValue) -> io::Result<()> {
     let result = match value {
         FieldValue::U64(v) => serde_json::to_writer(w, v),
         FieldValue::I64(v) => serde_json::to_writer(w, v),
         FieldValue::U128(v) => serde_json::to_writer(w, v),
         FieldValue::I128(v) => serde_json::to_writer(w, v),
-        FieldValue::F64(v) => serde_json::to_writer(w, v),
+        FieldValue::F64(v) => match non_finite(*v) {
+            Some(text) => serde_json::to_writer(w, text),
+            None => serde_json::to_writer(w, v),
+        },
         FieldValue::Bool(v) => serde_json::to_writer(w, v),
         FieldValue::Str(v) => serde_json::to_writer(w, v),
     };
@@ -725,10 +705,35 @@ fn field_json(value: &FieldValue) -> Value {
         FieldValue::I64(v) => Value::from(*v),
         FieldValue::U128(v) => serde_json::to_value(v).unwrap_or(Value::Null),
         FieldValue::I128(v) => serde_json::to_value(v).unwrap_or(Value::Null),
-        FieldValue::F64(v) => Value::from(*v),
+        FieldValue::F64(v) => non_finite(*v).map_or_else(|| Value::from(*v), Value::from),
         FieldValue::Bool(v) => Value::from(*v),
         FieldValue::Str(v) => Value::from(v.as_str()),
     }
+}
+
+/// `otherData.trigger_event`: the event an error dump is for.
+fn trigger_event_json(event: &crate::context::TriggerEvent) -> Value {
+    let metadata = event.metadata;
+    let message = event.fields.iter().find(|f| f.name == "message");
+    let fields: serde_json::Map<String, Value> = event
+        .fields
+        .iter()
+        .filter(|f| f.name != "message")
+        .map(|f| (f.name.to_owned(), field_json(&f.value)))
+        .collect();
+    serde_json::json!({
+        "level": metadata.level().as_str(),
+        "target": metadata.target(),
+        "name": metadata.name(),
+        "location": match (metadata.file(), metadata.line()) {
+            (Some(file), Some(line)) => Value::from(format!("{file}:{line}")),
+            (Some(file), None) => Value::from(file),
+            _ => Value::Null,
+        },
+        "message": message.map_or(Value::Null, |m| field_json(&m.value)),
+        "fields": fields,
+        "recorded": event.recorded,
+    })
 }
 
 fn json_str(w: &mut impl Write, text: &str) -> io::Result<()> {

@@ -54,6 +54,11 @@ pub enum BuildError {
         /// Why.
         message: String,
     },
+    /// The dump thread could not be started.
+    DumpThread {
+        /// Why.
+        message: String,
+    },
 }
 
 impl fmt::Display for BuildError {
@@ -85,6 +90,9 @@ impl fmt::Display for BuildError {
             BuildError::Signal { message } => {
                 write!(f, "cannot install the SIGUSR1 handler: {message}")
             }
+            BuildError::DumpThread { message } => {
+                write!(f, "cannot start the dump thread: {message}")
+            }
         }
     }
 }
@@ -103,6 +111,9 @@ pub enum DumpStage {
     Write,
     /// Renaming the finished file into place.
     Persist,
+    /// The dump was written, but the `on_dump` callback panicked (the error says how); the
+    /// path is the dump's.
+    Callback,
 }
 
 impl fmt::Display for DumpStage {
@@ -112,6 +123,7 @@ impl fmt::Display for DumpStage {
             DumpStage::CreateTemp => "cannot create a temporary file",
             DumpStage::Write => "cannot write the trace",
             DumpStage::Persist => "cannot move the finished dump into place",
+            DumpStage::Callback => "the dump was written, but its on_dump callback failed",
         })
     }
 }

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use tiny_http::{Header, Method, Request, Response, Server, StatusCode};
 
+use crate::admission::Reason;
+use crate::quiet::quietly;
 use crate::recorder::FlightRecorder;
 
 /// The endpoint's path.
@@ -82,6 +84,9 @@ pub enum HttpError {
         /// The address given.
         addr: SocketAddr,
     },
+    /// [`HttpConfig::bearer_token`] was given an empty token, which would let requests with no
+    /// `Authorization` header through.
+    EmptyToken,
     /// The socket could not be bound (in use, no permission).
     Bind {
         /// The address given.
@@ -103,6 +108,9 @@ impl fmt::Display for HttpError {
                  HttpConfig::allow_non_loopback(true)"
             ),
             HttpError::Bind { addr, message } => write!(f, "cannot listen on {addr}: {message}"),
+            HttpError::EmptyToken => f.write_str(
+                "the bearer token is empty; an empty token would admit requests without one",
+            ),
         }
     }
 }
@@ -183,6 +191,9 @@ pub(crate) fn serve(
             addr: config.addr.clone(),
             message: "it resolves to nothing".to_owned(),
         })?;
+    if config.token.as_deref() == Some("") {
+        return Err(HttpError::EmptyToken);
+    }
     if !addr.ip().is_loopback() && !config.allow_non_loopback {
         return Err(HttpError::NotLoopback { addr });
     }
@@ -204,15 +215,10 @@ pub(crate) fn serve(
         let spawned = std::thread::Builder::new()
             .name(format!("blackbox-http-{n}"))
             .spawn(move || {
-                tracing::subscriber::with_default(
-                    tracing::subscriber::NoSubscriber::default(),
-                    || {
-                        // `recv` fails once the server is unblocked for shutdown.
-                        while let Ok(request) = thread_server.recv() {
-                            endpoint.answer(request);
-                        }
-                    },
-                )
+                // `recv` fails once the server is unblocked for shutdown.
+                while let Ok(request) = thread_server.recv() {
+                    quietly(|| endpoint.answer(request));
+                }
             });
         match spawned {
             Ok(thread) => threads.push(thread),
@@ -290,7 +296,7 @@ impl Endpoint {
             .headers()
             .iter()
             .find(|h| h.field.equiv("Authorization"))
-            .and_then(|h| h.value.as_str().strip_prefix("Bearer "))
+            .and_then(|h| bearer_credentials(h.value.as_str()))
             .unwrap_or("");
         let (a, b) = (given.as_bytes(), token.as_bytes());
         let mut difference = a.len() ^ b.len();
@@ -306,10 +312,10 @@ impl Endpoint {
         let written = if gzip {
             let mut encoder = flate2::write::GzEncoder::new(&mut body, flate2::Compression::fast());
             self.recorder
-                .write_for("http", &mut encoder)
+                .write_for(Reason::Http, &mut encoder)
                 .and_then(|_| encoder.finish().map(drop))
         } else {
-            self.recorder.write_for("http", &mut body).map(drop)
+            self.recorder.write_for(Reason::Http, &mut body).map(drop)
         };
         if written.is_err() {
             return text(500, "the snapshot could not be encoded\n");
@@ -327,6 +333,16 @@ impl Endpoint {
         );
         with_header(response, "Cache-Control", "no-store")
     }
+}
+
+/// The token of `Bearer <token>`; the scheme is case-insensitive (RFC 7235) and followed by
+/// one or more spaces.
+fn bearer_credentials(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_matches(' '))
+        .filter(|token| !token.is_empty())
 }
 
 fn text(status: u16, body: &str) -> Response<std::io::Cursor<Vec<u8>>> {

@@ -17,7 +17,9 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::record::{FLAG_EXPLICIT_PARENT, Scratch, kind};
+use crate::admission::Reason;
+use crate::context::TriggerEvent;
+use crate::record::{FLAG_EXPLICIT_PARENT, Scratch, event_fields, kind};
 use crate::recorder::Shared;
 use crate::slow::SpanTiming;
 use crate::storage::{ThreadBuffer, ThreadIdentity, next_tid};
@@ -169,7 +171,7 @@ impl FlightRecorderLayer {
             let scratch = &mut slot.scratch;
             scratch.begin(kind, ts);
             scratch.put_u64(id.into_u64());
-            shared.append(&slot.buffer, scratch.finish(0), ts);
+            let _ = shared.append(&slot.buffer, scratch.finish(0), ts);
             recorded = Some(ts);
         });
         recorded
@@ -201,7 +203,7 @@ where
             let mut fields = scratch.fields(shared.max_field_bytes, &shared.redaction);
             attrs.record(&mut fields);
             let flags = fields.flags();
-            shared.append(&slot.buffer, scratch.finish(flags), ts);
+            let _ = shared.append(&slot.buffer, scratch.finish(flags), ts);
             if let Some(slow) = &shared.slow {
                 slow.on_new(id.into_u64(), key, attrs.metadata(), ts);
             }
@@ -225,7 +227,7 @@ where
             let mut fields = scratch.fields(shared.max_field_bytes, &shared.redaction);
             values.record(&mut fields);
             let flags = fields.flags();
-            shared.append(&slot.buffer, scratch.finish(flags), ts);
+            let _ = shared.append(&slot.buffer, scratch.finish(flags), ts);
         });
     }
 
@@ -239,7 +241,7 @@ where
             scratch.begin(kind::FOLLOWS_FROM, ts);
             scratch.put_u64(id.into_u64());
             scratch.put_u64(follows.into_u64());
-            shared.append(&slot.buffer, scratch.finish(0), ts);
+            let _ = shared.append(&slot.buffer, scratch.finish(0), ts);
         });
     }
 
@@ -247,6 +249,7 @@ where
         if !self.shared.is_recording() {
             return;
         }
+        let mut recorded_at = None;
         self.with_slot(|shared, slot| {
             let (span, explicit) = match event.parent() {
                 Some(parent) => (parent.into_u64(), FLAG_EXPLICIT_PARENT),
@@ -261,13 +264,24 @@ where
             let mut fields = scratch.fields(shared.max_field_bytes, &shared.redaction);
             event.record(&mut fields);
             let flags = fields.flags() | explicit;
-            shared.append(&slot.buffer, scratch.finish(flags), ts);
+            if shared.append(&slot.buffer, scratch.finish(flags), ts) {
+                recorded_at = Some(ts);
+            }
         });
-        if let Some(level) = self.shared.error_level
+        let shared = &self.shared;
+        if let Some(level) = shared.error_level
             && *event.metadata().level() <= level
         {
-            // After the record is in: the dump shows the error itself.
-            self.shared.trigger("error", None, true);
+            // After the record is in, so the dump shows it; the dump also names the event
+            // itself, which it needs when the record could not be kept.
+            let now = recorded_at.unwrap_or_else(|| shared.now());
+            shared.trigger(Reason::Error, now, None, || {
+                Some(TriggerEvent {
+                    metadata: event.metadata(),
+                    fields: event_fields(event, shared.max_field_bytes, &shared.redaction),
+                    recorded: recorded_at.is_some(),
+                })
+            });
         }
     }
 
@@ -298,7 +312,7 @@ where
             if let Some(breach) = breach
                 && shared.is_recording()
             {
-                shared.trigger_slow_span(breach, slow.timing());
+                shared.trigger_slow_span(breach, slow.timing(), now);
             }
         }
     }

@@ -7,16 +7,22 @@
     clippy::undocumented_unsafe_blocks
 )]
 
+mod admission;
 #[cfg(feature = "cli")]
 pub mod analyze;
 mod builder;
+mod callback;
 mod chrome;
+mod context;
 mod dump;
 mod env;
 mod error;
+mod files;
 #[cfg(feature = "http")]
 mod http;
 mod layer;
+mod outcome;
+mod quiet;
 mod record;
 mod recorder;
 mod redact;
@@ -32,15 +38,14 @@ pub use builder::{
     MAX_MAX_BYTES, MIN_MAX_BYTES,
 };
 pub use chrome::FORMAT_VERSION;
-pub use dump::{
-    DEFAULT_COOLDOWN, DEFAULT_DUMP_DIR, DEFAULT_QUEUE_CAPACITY, DumpInfo, DumpOutcome, SlowSpan,
-    TriggerOutcome,
-};
+pub use dump::{DEFAULT_COOLDOWN, DEFAULT_DUMP_DIR, DEFAULT_QUEUE_CAPACITY};
 pub use env::ENV_VARS;
 pub use error::{BuildError, DumpError, DumpStage};
+pub use files::DumpInfo;
 #[cfg(feature = "http")]
 pub use http::{HttpConfig, HttpError, HttpServer, SNAPSHOT_PATH};
 pub use layer::FlightRecorderLayer;
+pub use outcome::{DumpOutcome, SlowSpan, TriggerOutcome};
 pub use record::{Field, FieldValue, TRUNCATION_MARKER};
 pub use recorder::FlightRecorder;
 pub use redact::{DEFAULT_REDACTED_FIELDS, REDACTED};

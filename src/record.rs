@@ -314,6 +314,29 @@ impl Visit for FieldEncoder<'_> {
     }
 }
 
+/// An event's fields as this recorder keeps them (cut, redacted), decoded: for an error
+/// dump's `trigger_event`. Allocates; called only for an accepted trigger.
+pub(crate) fn event_fields(
+    event: &tracing_core::Event<'_>,
+    max_value_bytes: usize,
+    redaction: &Redaction,
+) -> Vec<Field> {
+    let mut scratch = Scratch::new();
+    scratch.begin(kind::EVENT, 0);
+    scratch.put_metadata(event.metadata());
+    scratch.put_u64(0);
+    let mut fields = scratch.fields(max_value_bytes, redaction);
+    event.record(&mut fields);
+    let flags = fields.flags();
+    match RecordReader::new(scratch.finish(flags)).next() {
+        Some(RawRecord {
+            body: RawBody::Event { fields, .. },
+            ..
+        }) => fields,
+        _ => Vec::new(),
+    }
+}
+
 /// A `fmt::Write` into a fixed slice that keeps what fits, cut at a character boundary.
 struct CappedWriter<'a> {
     buf: &'a mut [u8],

@@ -11,12 +11,15 @@ use chrono::Utc;
 
 use tracing_core::Level;
 
+use crate::admission::Reason;
 use crate::builder::Builder;
-use crate::chrome::{self, DumpContext, TriggerInfo};
-use crate::dump::{
-    self, DROP_FLUSH_TIMEOUT, DumpConfig, DumpInfo, DumpOutcome, Dumper, TriggerOutcome,
-};
+use crate::callback::panic_message;
+use crate::chrome;
+use crate::context::{DumpContext, TriggerEvent, TriggerInfo};
+use crate::dump::{DROP_FLUSH_TIMEOUT, DumpConfig, Dumper};
 use crate::error::DumpError;
+use crate::files::{self, DumpInfo};
+use crate::outcome::{DumpOutcome, TriggerOutcome};
 use crate::redact::Redaction;
 use crate::slow::{Breach, SlowSpanConfig, SlowSpans, SpanTiming};
 use crate::snapshot::{Capture, Snapshot, Timebase};
@@ -38,6 +41,8 @@ pub(crate) struct Settings {
 
 /// How long a panic dump waits for a lock before giving up.
 const PANIC_LOCK_PATIENCE: Duration = Duration::from_millis(500);
+/// How long a panic waits for a concurrent panic's dump, which it then shares.
+const PANIC_SHARE_PATIENCE: Duration = Duration::from_secs(10);
 
 /// State shared by the layer and every handle.
 pub(crate) struct Shared {
@@ -51,6 +56,10 @@ pub(crate) struct Shared {
     dropped: AtomicU64,
     /// Serializes manual dumps: one encodes at a time, the next waits.
     dump_lock: Mutex<()>,
+    /// A panic dump is being written: concurrent panics wait for it and share it.
+    panic_dumping: AtomicBool,
+    /// The last panic dump's file (or why there is none), for panics that share it.
+    panic_dump: Mutex<Option<Result<std::path::PathBuf, String>>>,
     pub(crate) dumper: Dumper,
     /// Latency trigger state, when a threshold is configured.
     pub(crate) slow: Option<SlowSpans>,
@@ -64,7 +73,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(settings: Settings) -> Shared {
+    pub(crate) fn new(settings: Settings) -> std::io::Result<Shared> {
         static NEXT_RECORDER: AtomicU64 = AtomicU64::new(1);
         let clock = settings.clock.unwrap_or_default();
         let anchor_wall = Utc::now();
@@ -76,9 +85,9 @@ impl Shared {
             max_bytes: settings.max_bytes,
             min_age: settings.min_age,
         };
-        Shared {
+        Ok(Shared {
             id: NEXT_RECORDER.fetch_add(1, Ordering::Relaxed),
-            dumper: Dumper::new(settings.dumps, timebase.clone()),
+            dumper: Dumper::new(settings.dumps, timebase.clone())?,
             slow: settings
                 .slow_spans
                 .is_enabled()
@@ -97,7 +106,9 @@ impl Shared {
             recording: AtomicBool::new(settings.recording && settings.enabled),
             dropped: AtomicU64::new(0),
             dump_lock: Mutex::new(()),
-        }
+            panic_dumping: AtomicBool::new(false),
+            panic_dump: Mutex::new(None),
+        })
     }
 
     #[inline]
@@ -114,10 +125,11 @@ impl Shared {
         self.dropped.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Appends a record; `false` if it could not be kept (counted as dropped).
     #[inline]
-    pub(crate) fn append(&self, buffer: &Arc<ThreadBuffer>, record: &[u8], ts: u64) {
+    pub(crate) fn append(&self, buffer: &Arc<ThreadBuffer>, record: &[u8], ts: u64) -> bool {
         if buffer.try_append(record, ts) {
-            return;
+            return true;
         }
         let appended = self
             .storage
@@ -127,6 +139,7 @@ impl Shared {
         if !appended {
             self.count_dropped();
         }
+        appended
     }
 
     /// Copies the chunks and counters now; decoding comes later, on whichever thread dumps.
@@ -145,14 +158,45 @@ impl Shared {
 
     /// From a panic hook: writes a dump synchronously, without waiting on a lock the panicking
     /// thread may hold. A dump that cannot be taken safely is skipped, and says why on stderr.
+    /// Panics that come while one is being dumped wait for that dump and share it, so a panic
+    /// storm costs one snapshot.
     pub(crate) fn dump_for_panic(&self, info: &std::panic::PanicHookInfo<'_>) {
+        if self.panic_dumping.swap(true, Ordering::AcqRel) {
+            let deadline = Instant::now() + PANIC_SHARE_PATIENCE;
+            while self.panic_dumping.load(Ordering::Acquire) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            match &*lock(&self.panic_dump) {
+                Some(Ok(path)) => eprintln!(
+                    "tracing-blackbox: panic: trace saved to {} (with a concurrent panic)",
+                    path.display()
+                ),
+                _ => eprintln!(
+                    "tracing-blackbox: panic: no trace of its own (a concurrent panic's dump is in progress or failed)"
+                ),
+            }
+            return;
+        }
+        let result = self.write_panic_dump(info);
+        match &result {
+            Ok(path) => eprintln!("tracing-blackbox: panic: trace saved to {}", path.display()),
+            Err(why) => eprintln!("tracing-blackbox: panic: {why}"),
+        }
+        *lock(&self.panic_dump) = Some(result);
+        self.panic_dumping.store(false, Ordering::Release);
+    }
+
+    fn write_panic_dump(
+        &self,
+        info: &std::panic::PanicHookInfo<'_>,
+    ) -> Result<std::path::PathBuf, String> {
         let deadline = Instant::now() + PANIC_LOCK_PATIENCE;
         let Some(raw) = self.storage.try_snapshot(deadline) else {
-            eprintln!(
-                "tracing-blackbox: no panic dump: the recorder's buffers stayed locked (the panic \
-                 happened while they were in use)"
+            return Err(
+                "no panic dump: the recorder's buffers stayed locked (the panic \
+                        happened while they were in use)"
+                    .to_owned(),
             );
-            return;
         };
         let capture = Capture {
             raw,
@@ -160,54 +204,65 @@ impl Shared {
             dropped: self.dropped.load(Ordering::Relaxed),
         };
         let snapshot = Snapshot::decode(&self.timebase, capture);
-        let message = info
-            .payload()
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| info.payload().downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "(non-string panic payload)".to_owned());
-        let mut context = DumpContext::reason("panic");
+        let mut context = DumpContext::new(Reason::Panic);
         context.extra.push((
             "panic",
             serde_json::json!({
-                "message": message,
+                "message": panic_message(info.payload()),
                 "location": info.location().map(|l| format!("{}:{}", l.file(), l.line())),
                 "thread": std::thread::current().name().unwrap_or("unnamed"),
             }),
         ));
-        match self.dumper.write_for_panic(&context, &snapshot, deadline) {
-            Ok(dump) => eprintln!(
-                "tracing-blackbox: panic: trace saved to {}",
-                dump.path.display()
-            ),
-            Err(err) => eprintln!("tracing-blackbox: panic: trace not saved: {err}"),
-        }
+        self.dumper
+            .write_for_panic(&context, &snapshot, deadline)
+            .map(|dump| dump.path)
+            .map_err(|err| format!("trace not saved: {err}"))
     }
 
-    /// A span closed over its threshold: dump, with the span marked.
-    pub(crate) fn trigger_slow_span(&self, breach: Breach, timing: SpanTiming) -> TriggerOutcome {
+    /// A span closed over its threshold at `now`: dump, with the span marked.
+    pub(crate) fn trigger_slow_span(
+        &self,
+        breach: Breach,
+        timing: SpanTiming,
+        now: u64,
+    ) -> TriggerOutcome {
         let info = TriggerInfo {
             span_name: breach.metadata.name(),
             span_id: breach.key,
             duration_nanos: breach.duration_nanos,
             threshold_nanos: breach.threshold_nanos,
-            timing: timing.as_str(),
+            timing,
         };
-        self.trigger("slow_span", Some(info), true)
+        self.trigger(Reason::SlowSpan, now, Some(info), || None)
     }
 
-    /// A triggered dump: cooldown and top-N permitting, snapshots now and queues the dump.
+    /// A triggered dump at `now` (raw clock): if admitted (cooldown, top-N, queue, memory), the
+    /// context is completed (`event` is only called then), the snapshot taken, and the dump
+    /// queued. A suppressed trigger copies nothing.
     pub(crate) fn trigger(
         &self,
-        reason: &str,
-        trigger: Option<TriggerInfo>,
-        rate_limited: bool,
+        reason: Reason,
+        now: u64,
+        slow: Option<TriggerInfo>,
+        event: impl FnOnce() -> Option<TriggerEvent>,
     ) -> TriggerOutcome {
         if !self.enabled {
             return TriggerOutcome::Disabled;
         }
-        self.dumper
-            .trigger(reason, trigger, rate_limited, || self.capture())
+        let Some(ticket) = self.dumper.admit(
+            &reason,
+            self.timebase.nanos_since_anchor(now),
+            slow.as_ref().map(|s| s.duration_nanos),
+            self.storage.held_bytes(),
+            self.storage.limits().max_bytes,
+        ) else {
+            return TriggerOutcome::Suppressed;
+        };
+        let mut context = DumpContext::new(reason);
+        context.trigger = slow;
+        context.event = event();
+        let capture = self.capture();
+        self.dumper.submit(ticket, context, capture)
     }
 }
 
@@ -283,17 +338,13 @@ impl FlightRecorder {
     /// Recording threads never wait for this: each thread's buffer is locked only long enough
     /// to copy it. Concurrent dumps are serialized; the second waits for the first.
     pub fn write_to<W: Write>(&self, writer: W) -> io::Result<u64> {
-        self.write_for("manual", writer)
+        self.write_for(Reason::Manual, writer)
     }
 
     /// [`write_to`](Self::write_to) with another `otherData.reason`.
-    pub(crate) fn write_for<W: Write>(&self, reason: &str, writer: W) -> io::Result<u64> {
+    pub(crate) fn write_for<W: Write>(&self, reason: Reason, writer: W) -> io::Result<u64> {
         let _serialized = lock(&self.shared().dump_lock);
-        chrome::write(
-            &self.shared().snapshot(),
-            &DumpContext::reason(reason),
-            writer,
-        )
+        chrome::write(&self.shared().snapshot(), &DumpContext::new(reason), writer)
     }
 
     /// Serves snapshots over HTTP on `addr` (loopback only; see
@@ -331,8 +382,8 @@ impl FlightRecorder {
         let result = {
             let _serialized = lock(&shared.dump_lock);
             let snapshot = shared.snapshot();
-            dump::write_file(path, shared.dumper.config().modes, |w| {
-                chrome::write(&snapshot, &DumpContext::manual(), w)
+            files::write_file(path, shared.dumper.config().modes, |w| {
+                chrome::write(&snapshot, &DumpContext::new(Reason::Manual), w)
             })
         };
         shared.dumper.report(&DumpOutcome {
@@ -354,16 +405,20 @@ impl FlightRecorder {
         let shared = self.shared();
         let _serialized = lock(&shared.dump_lock);
         let snapshot = shared.snapshot();
-        shared
-            .dumper
-            .write_now(dir.as_ref(), label, &DumpContext::manual(), &snapshot)
+        shared.dumper.write_now(
+            dir.as_ref(),
+            label,
+            &DumpContext::new(Reason::Manual),
+            &snapshot,
+        )
     }
 
     /// Triggers a dump with `reason` (for example `"payment_failed"`), as the built-in
     /// triggers do: the snapshot is taken now, on this thread, and written by the dump thread
     /// into the dump directory. Subject to the cooldown.
     pub fn trigger(&self, reason: &str) -> TriggerOutcome {
-        self.shared().trigger(reason, None, true)
+        let shared = self.shared();
+        shared.trigger(Reason::User(reason.to_owned()), shared.now(), None, || None)
     }
 
     /// Waits until every queued dump has been written.

@@ -1,6 +1,6 @@
 //! `dump_on_signal`: SIGUSR1 wakes a thread of the recorder's, which triggers a dump.
 //!
-//! The signal handler itself is `signal-hook`'s: it only writes to a pipe. The thread runs
+//! The signal handler itself is `signal-hook`'s: it only writes to a pipe. The thread triggers
 //! under `NoSubscriber`, holds the recorder weakly, and ends when the recorder is dropped.
 
 use std::io;
@@ -9,6 +9,8 @@ use std::sync::{Arc, Weak};
 use signal_hook::consts::SIGUSR1;
 use signal_hook::iterator::Signals;
 
+use crate::admission::Reason;
+use crate::quiet::quietly;
 use crate::recorder::Shared;
 use crate::storage::lock;
 
@@ -19,14 +21,12 @@ pub(crate) fn install(shared: &Arc<Shared>) -> io::Result<()> {
     std::thread::Builder::new()
         .name("blackbox-signals".to_owned())
         .spawn(move || {
-            tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), || {
-                for _ in signals.forever() {
-                    let Some(shared) = recorder.upgrade() else {
-                        break;
-                    };
-                    shared.trigger("signal", None, false);
-                }
-            })
+            for _ in signals.forever() {
+                let Some(shared) = recorder.upgrade() else {
+                    break;
+                };
+                quietly(|| shared.trigger(Reason::Signal, shared.now(), None, || None));
+            }
         })?;
     Ok(())
 }

@@ -33,7 +33,7 @@ use ringbuf::HeapRb;
 use ringbuf::traits::Observer;
 
 use candidate::Candidate;
-pub(crate) use chunk::Chunk;
+pub(crate) use chunk::{Chunk, HeldBytes, HeldCopies};
 pub(crate) use limits::{EXPIRE_PER_ROLL, FIRST_CHUNK_BYTES, StorageLimits};
 
 /// Locks a mutex, recovering from poisoning: the data behind our locks is only ever changed by
@@ -121,6 +121,8 @@ pub(crate) struct RawSnapshot {
     pub(crate) overwritten: u64,
     /// Storage allocated when the snapshot was taken, in bytes.
     pub(crate) allocated_bytes: usize,
+    /// Counts the copies of current chunks as held while this snapshot lives.
+    pub(crate) _copies: HeldCopies,
 }
 
 /// One thread's chunks, oldest first; the last one is a copy of its current chunk.
@@ -176,6 +178,7 @@ impl StorageInner {
             }
             None => {
                 self.allocated_bytes -= sealed.capacity();
+                sealed.detach();
                 None
             }
         }
@@ -219,6 +222,7 @@ pub(crate) struct Storage {
     limits: StorageLimits,
     ring_capacity: usize,
     inner: Mutex<StorageInner>,
+    held: Arc<HeldBytes>,
 }
 
 impl Storage {
@@ -235,7 +239,13 @@ impl Storage {
                 departed_written: 0,
                 victim_checks: 0,
             }),
+            held: Arc::default(),
         }
+    }
+
+    /// Bytes that snapshots keep alive beyond the budget (see [`HeldBytes`]).
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.held.get()
     }
 
     pub(crate) fn limits(&self) -> StorageLimits {
@@ -365,7 +375,7 @@ impl Storage {
             return None;
         }
         inner.allocated_bytes += wanted;
-        Some(Chunk::with_capacity(wanted))
+        Some(Chunk::with_capacity(wanted, &self.held))
     }
 
     /// Takes `victim`'s oldest chunk (its oldest sealed one, else its current one unless it is
@@ -421,7 +431,7 @@ impl Storage {
             .iter()
             .map(|thread| thread.copy(&mut lock(&thread.state), &mut written))
             .collect();
-        Self::finish_snapshot(&inner, threads, written)
+        self.finish_snapshot(&inner, threads, written)
     }
 
     /// [`snapshot`](Self::snapshot) for a panic hook: gives up (`None`) rather than wait past
@@ -437,21 +447,24 @@ impl Storage {
                     .map(|mut state| thread.copy(&mut state, &mut written))
             })
             .collect::<Option<Vec<_>>>()?;
-        Some(Self::finish_snapshot(&inner, threads, written))
+        Some(self.finish_snapshot(&inner, threads, written))
     }
 
     fn finish_snapshot(
+        &self,
         inner: &StorageInner,
         mut threads: Vec<RawThread>,
         written: u64,
     ) -> RawSnapshot {
         // Registration order, whatever removals did to the list.
         threads.sort_unstable_by_key(|thread| thread.identity.tid);
+        let copied = threads.iter().map(|thread| thread.current.len()).sum();
         RawSnapshot {
             threads,
             written: written + inner.departed_written,
             overwritten: inner.overwritten,
             allocated_bytes: inner.allocated_bytes,
+            _copies: HeldCopies::new(&self.held, copied),
         }
     }
 

@@ -144,3 +144,50 @@ fn steady_state(builder: tracing_blackbox::Builder) {
         assert!(recorder.allocated_bytes() <= max_bytes);
     });
 }
+
+/// A trigger that cannot be queued copies nothing: with the dump thread busy and the queue
+/// full, error events allocate nothing of their own (no snapshot is taken only to be thrown
+/// away). Recording itself may still allocate a chunk or two: the queued snapshot pins the
+/// chunks it shares, so the recorder cannot reuse them.
+#[test]
+fn a_trigger_that_cannot_be_queued_copies_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (release, wait) = std::sync::mpsc::channel::<()>();
+    let wait = std::sync::Mutex::new(wait);
+    let (layer, recorder) = FlightRecorder::builder()
+        .dump_dir(dir.path())
+        .dump_on_error()
+        .cooldown(std::time::Duration::ZERO)
+        .max_queued_dumps(1)
+        .on_dump(move |_| {
+            // Hold the dump thread until the test is done.
+            let _ = wait.lock().unwrap().recv();
+        })
+        .build()
+        .unwrap();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, || {
+        for round in 0..2_000u64 {
+            info!(round, "warm up");
+        }
+        // The first error is admitted and held in the callback; the queue is full after it.
+        tracing::error!("first");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let allocations = count_allocations(|| {
+            for round in 0..1_000u64 {
+                tracing::error!(round, "storm");
+            }
+        });
+        assert!(
+            allocations < 20,
+            "{allocations} allocations for 1,000 suppressed triggers"
+        );
+    });
+    release.send(()).unwrap();
+    recorder.flush();
+    assert_eq!(common_files(dir.path()), 1);
+}
+
+fn common_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |entries| entries.count())
+}

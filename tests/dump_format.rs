@@ -281,3 +281,33 @@ fn events_with_an_explicit_parent_say_so() {
     assert!(events[2]["args"].get("span_id").is_none());
     assert_eq!(events[2]["args"]["explicit_parent"], true);
 }
+
+/// JSON has no NaN or infinities; `null` would lose them, so they are written as strings.
+#[test]
+fn non_finite_floats_round_trip_as_strings() {
+    let (dispatch, recorder) = common::recorder_with(1 << 20);
+    tracing::dispatcher::with_default(&dispatch, || {
+        let span = tracing::info_span!("ratio", value = f64::NAN);
+        span.record("value", f64::NEG_INFINITY);
+        let _entered = span.enter();
+        tracing::info!(
+            nan = f64::NAN,
+            inf = f64::INFINITY,
+            ninf = f64::NEG_INFINITY,
+            ok = 1.5,
+            "floats"
+        );
+    });
+    let dump = common::dump(&recorder);
+    let event = dump.phase("i").find(|e| e["name"] == "floats").unwrap();
+    let fields = &event["args"]["fields"];
+    assert_eq!(fields["nan"], "NaN");
+    assert_eq!(fields["inf"], "inf");
+    assert_eq!(fields["ninf"], "-inf");
+    assert_eq!(fields["ok"], 1.5);
+    let slice = &dump.slices_named("ratio")[0];
+    assert_eq!(
+        slice["args"]["fields"]["value"], "-inf",
+        "record() updates too"
+    );
+}

@@ -335,3 +335,24 @@ fn dumps_are_private_by_default_and_modes_are_configurable() {
     assert_eq!(mode(&info.path), 0o640);
     assert_eq!(mode(&dir.path().join("shared")), 0o750);
 }
+
+/// A valid file name near the 255-byte limit: the temporary name beside it must stay valid too.
+#[test]
+fn a_long_but_valid_file_name_dumps() {
+    let (dispatch, recorder) = recorder_with(1 << 20);
+    tracing::dispatcher::with_default(&dispatch, || info!("long name"));
+    let dir = tempfile::tempdir().unwrap();
+    for len in [200usize, 245, 250, 255] {
+        let name = format!("{}.json", "n".repeat(len - 5));
+        let path = dir.path().join(&name);
+        let info = recorder
+            .dump_to_file(&path)
+            .unwrap_or_else(|e| panic!("a {len}-byte name: {e}"));
+        assert_eq!(info.path, path);
+        check_file(&path);
+    }
+    // Multi-byte characters are cut at a boundary, never inside one.
+    let name = format!("{}.json", "é".repeat(120));
+    recorder.dump_to_file(dir.path().join(&name)).unwrap();
+    assert!(entries(dir.path()).iter().all(|n| !n.ends_with(".tmp")));
+}

@@ -123,6 +123,49 @@ fn tokens_methods_and_paths() {
     assert_eq!(agent().get(&elsewhere).call().unwrap().status(), 404);
 }
 
+/// The scheme is case-insensitive (RFC 7235); an empty token is refused at start, since it
+/// would let requests without any `Authorization` header through.
+#[test]
+fn bearer_scheme_in_any_case_and_no_empty_token() {
+    let (_dispatch, recorder) = common::recorder_with(1 << 20);
+    let server = recorder
+        .serve_http_with(HttpConfig::new("127.0.0.1:0").bearer_token("s3cret"))
+        .unwrap();
+    for value in [
+        "Bearer s3cret",
+        "bearer s3cret",
+        "BEARER s3cret",
+        "bEaReR  s3cret",
+    ] {
+        let response = agent()
+            .get(&server.url())
+            .header("Authorization", value)
+            .call()
+            .unwrap();
+        assert_eq!(response.status(), 200, "{value}");
+    }
+    for wrong in [
+        "Basic s3cret",
+        "Bearers3cret",
+        "s3cret",
+        "Bearer s3cre",
+        "Bearer",
+    ] {
+        let response = agent()
+            .get(&server.url())
+            .header("Authorization", wrong)
+            .call()
+            .unwrap();
+        assert_eq!(response.status(), 401, "{wrong}");
+    }
+    drop(server);
+    let err = recorder
+        .serve_http_with(HttpConfig::new("127.0.0.1:0").bearer_token(""))
+        .unwrap_err();
+    assert!(matches!(err, HttpError::EmptyToken), "{err:?}");
+    assert!(err.to_string().contains("empty"), "{err}");
+}
+
 #[test]
 fn one_snapshot_at_a_time_the_rest_get_503() {
     let (dispatch, recorder) = common::recorder_with(8 << 20);

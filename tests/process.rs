@@ -20,6 +20,8 @@ fn child(test: &str, mode: &str, dir: &Path) -> Command {
         .args(["--exact", test, "--nocapture", "--test-threads=1"])
         .env(CHILD, mode)
         .env(DIR, dir)
+        // The default hook's backtraces would take more memory than the dumps measured here.
+        .env("RUST_BACKTRACE", "0")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     command
@@ -237,4 +239,172 @@ fn a_full_disk_reports_an_error_leaves_nothing_and_recording_goes_on() {
     );
     assert!(stdout.contains("child ok"), "{stdout}");
     assert_eq!(common::files_in(dir.path()).len(), 1, "only the small dump");
+}
+
+fn vm_hwm_bytes() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<usize>()
+        .unwrap()
+        * 1024
+}
+
+/// Sixteen threads panicking at once share one panic dump: one snapshot, one file, and peak
+/// memory bounded by one dump instead of sixteen.
+#[test]
+fn a_panic_storm_shares_one_dump() {
+    let max_bytes = 2 << 20;
+    if let Some((_, dir)) = child_mode() {
+        let (layer, _recorder) = FlightRecorder::builder()
+            .max_bytes(max_bytes)
+            .dump_dir(&dir)
+            .dump_on_panic()
+            .build()
+            .unwrap();
+        tracing::dispatcher::set_global_default(common::dispatch(layer)).unwrap();
+        for i in 0..100_000u64 {
+            info!(i, "filling the buffer");
+        }
+        let before = vm_hwm_bytes();
+        let barrier = std::sync::Barrier::new(16);
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..16)
+                .map(|n| {
+                    let barrier = &barrier;
+                    scope.spawn(move || {
+                        barrier.wait();
+                        panic!("worker {n} failed");
+                    })
+                })
+                .collect();
+            for worker in workers {
+                assert!(worker.join().is_err());
+            }
+        });
+        println!("PEAK_GROWTH {}", vm_hwm_bytes().saturating_sub(before));
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let output = child("a_panic_storm_shares_one_dump", "storm", dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{stderr}");
+    let saved = stderr
+        .matches("tracing-blackbox: panic: trace saved to")
+        .count();
+    assert_eq!(saved, 16, "every panic names the dump: {stderr}");
+    let shared = stderr.matches("(with a concurrent panic)").count();
+    let files = common::files_in(dir.path());
+    assert_eq!(files.len(), 16 - shared, "{files:?}");
+    assert!(files.len() <= 2, "one dump, not one per panic: {files:?}");
+    common::load(&files[0]);
+    let growth: usize = stdout
+        .lines()
+        .find_map(|l| l.split_once("PEAK_GROWTH ").map(|(_, n)| n))
+        .unwrap_or_else(|| panic!("{stdout}{stderr}"))
+        .trim()
+        .parse()
+        .unwrap();
+    let bound = 8 * max_bytes + (16 << 20);
+    assert!(
+        growth <= bound,
+        "peak grew by {growth} bytes (bound {bound})"
+    );
+}
+
+/// An `on_dump` callback that panics while a panic dump is written must not abort the process
+/// ("panicked while processing panic"): the application's panic goes on as it would have.
+#[test]
+fn a_panicking_callback_during_a_panic_dump_does_not_abort() {
+    if let Some((_, dir)) = child_mode() {
+        let (layer, _recorder) = FlightRecorder::builder()
+            .dump_dir(&dir)
+            .dump_on_panic()
+            .on_dump(|outcome| panic!("callback failed for {}", outcome.reason))
+            .build()
+            .unwrap();
+        tracing::dispatcher::set_global_default(common::dispatch(layer)).unwrap();
+        info!("before the panic");
+        panic!("the application panicked");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let output = child(
+        "a_panicking_callback_during_a_panic_dump_does_not_abort",
+        "callback",
+        dir.path(),
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(101),
+        "an ordinary panic exit, not an abort: {:?}\n{stderr}",
+        output.status
+    );
+    assert!(stderr.contains("the application panicked"), "{stderr}");
+    assert!(stderr.contains("trace saved to"), "{stderr}");
+    let files = common::files_in(dir.path());
+    assert_eq!(files.len(), 1, "{files:?}");
+    common::load(&files[0]);
+}
+
+/// Logs an error while being formatted: under a global default, that error re-enters the
+/// layer and cannot be recorded.
+struct LogsAnError;
+
+impl fmt::Debug for LogsAnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        tracing::error!(code = 7u64, "failure inside a Debug impl");
+        f.write_str("LogsAnError")
+    }
+}
+
+/// An error event that could not be recorded still names itself in the dump it triggers.
+#[test]
+fn an_error_that_could_not_be_recorded_is_named_by_its_dump() {
+    if let Some((_, dir)) = child_mode() {
+        let (layer, recorder) = FlightRecorder::builder()
+            .dump_dir(&dir)
+            .dump_on_error()
+            .build()
+            .unwrap();
+        tracing::dispatcher::set_global_default(common::dispatch(layer)).unwrap();
+        info!(value = ?LogsAnError, "formatting this logs an error");
+        recorder.flush();
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let output = child(
+        "an_error_that_could_not_be_recorded_is_named_by_its_dump",
+        "dropped",
+        dir.path(),
+    )
+    .output()
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let files = common::files_in(dir.path());
+    assert_eq!(files.len(), 1, "{files:?}");
+    let dump = common::load(&files[0]);
+    assert_eq!(dump.other("reason"), "error");
+    assert!(dump.counter("dropped") >= 1, "the error was dropped");
+    assert!(
+        !dump
+            .phase("i")
+            .any(|e| e["name"] == "failure inside a Debug impl"),
+        "not among the records"
+    );
+    let event = dump.other("trigger_event");
+    assert_eq!(event["message"], "failure inside a Debug impl");
+    assert_eq!(event["fields"]["code"], 7);
+    assert_eq!(event["recorded"], false);
 }

@@ -452,6 +452,102 @@ fn an_error_event_triggers_a_dump_that_contains_it() {
     let last = dump.phase("i").last().unwrap();
     assert_eq!(last["name"], "payment failed");
     assert_eq!(last["args"]["fields"]["code"], 502);
+    // The dump names the event it is for.
+    let event = dump.other("trigger_event");
+    assert_eq!(event["level"], "ERROR");
+    assert_eq!(event["target"], "triggers");
+    assert_eq!(event["message"], "payment failed");
+    assert_eq!(event["fields"]["code"], 502);
+    assert_eq!(event["recorded"], true);
+    assert!(event["location"].as_str().unwrap().contains("triggers.rs"));
+}
+
+/// The event an error dump names is recorded as the recorder records fields: secrets
+/// redacted.
+#[test]
+fn an_error_dump_names_its_event_with_fields_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (dispatch, recorder) = slow_recorder(dir.path(), |b| b.dump_on_error());
+    tracing::dispatcher::with_default(&dispatch, || {
+        tracing::error!(password = "hunter2", user = "ada", "login failed");
+    });
+    recorder.flush();
+    let files = common::files_in(dir.path());
+    let event = common::load(&files[0]).other("trigger_event").clone();
+    assert_eq!(event["message"], "login failed");
+    assert_eq!(event["fields"]["user"], "ada");
+    assert_eq!(event["fields"]["password"], "[REDACTED]");
+}
+
+/// An `on_dump` callback that panics is caught, and reported through `last_dump_error`.
+#[test]
+fn a_panicking_callback_is_reported_and_dumps_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let calls = Arc::new(Mutex::new(0u32));
+    let seen = Arc::clone(&calls);
+    let (_layer, recorder) = FlightRecorder::builder()
+        .dump_dir(dir.path())
+        .cooldown(Duration::ZERO)
+        .on_dump(move |_| {
+            *seen.lock().unwrap() += 1;
+            panic!("the callback broke");
+        })
+        .build()
+        .unwrap();
+    assert_eq!(recorder.trigger("first"), TriggerOutcome::Queued);
+    recorder.flush();
+    let error = recorder.last_dump_error().expect("the panic is reported");
+    assert_eq!(error.stage(), tracing_blackbox::DumpStage::Callback);
+    assert!(error.to_string().contains("the callback broke"), "{error}");
+    assert_eq!(error.path(), common::files_in(dir.path())[0]);
+    // The dump thread lives on.
+    assert_eq!(recorder.trigger("second"), TriggerOutcome::Queued);
+    recorder.flush();
+    assert_eq!(*calls.lock().unwrap(), 2);
+    assert_eq!(common::files_in(dir.path()).len(), 2);
+}
+
+/// `keep_files` bounds the directory across restarts: a crash-looping process does not pile
+/// up dumps. Files this crate did not name are never touched.
+#[test]
+fn retention_holds_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mine = [
+        "notes.json",
+        "error_20261126T121914.123Z.json",
+        "x_20261126T121914.123Z_1.json.bak",
+    ];
+    for name in mine {
+        std::fs::write(dir.path().join(name), "{}").unwrap();
+    }
+    for run in 0..4 {
+        let (_layer, recorder) = FlightRecorder::builder()
+            .dump_dir(dir.path())
+            .cooldown(Duration::ZERO)
+            .keep_files(2)
+            .build()
+            .unwrap();
+        for n in 0..3 {
+            assert_eq!(
+                recorder.trigger(&format!("run{run}_{n}")),
+                TriggerOutcome::Queued
+            );
+            recorder.flush();
+        }
+    }
+    let names: Vec<String> = common::files_in(dir.path())
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    let dumps: Vec<&String> = names.iter().filter(|n| n.starts_with("run")).collect();
+    assert_eq!(dumps.len(), 2, "{names:?}");
+    assert!(
+        dumps.iter().all(|n| n.starts_with("run3_")),
+        "the newest: {names:?}"
+    );
+    for name in mine {
+        assert!(names.iter().any(|n| n == name), "{name} kept: {names:?}");
+    }
 }
 
 #[test]

@@ -1,4 +1,49 @@
-//! A chunk: one block of encoded records from one thread.
+//! A chunk: one block of encoded records from one thread, and the gauge of chunks that
+//! snapshots hold beyond the budget.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// Bytes of record storage that snapshots keep alive outside the budget: chunks evicted while
+/// a snapshot still read them, and snapshots' copies of current chunks.
+#[derive(Debug, Default)]
+pub(crate) struct HeldBytes(AtomicUsize);
+
+impl HeldBytes {
+    pub(crate) fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn add(&self, bytes: usize) {
+        self.0.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    fn sub(&self, bytes: usize) {
+        self.0.fetch_sub(bytes, Ordering::Relaxed);
+    }
+}
+
+/// Counts a snapshot's copies of current chunks in [`HeldBytes`] while the snapshot lives.
+pub(crate) struct HeldCopies {
+    gauge: Arc<HeldBytes>,
+    bytes: usize,
+}
+
+impl HeldCopies {
+    pub(super) fn new(gauge: &Arc<HeldBytes>, bytes: usize) -> Self {
+        gauge.add(bytes);
+        HeldCopies {
+            gauge: Arc::clone(gauge),
+            bytes,
+        }
+    }
+}
+
+impl Drop for HeldCopies {
+    fn drop(&mut self) {
+        self.gauge.sub(self.bytes);
+    }
+}
 
 /// A block of encoded records from one thread. Records are appended whole; `last_ts` is the
 /// newest record's timestamp, the chunk's age for eviction.
@@ -8,13 +53,40 @@ pub(crate) struct Chunk {
     len: usize,
     pub(super) records: u32,
     pub(super) last_ts: u64,
+    /// Where the chunk counts itself once evicted while shared with a snapshot.
+    gauge: Option<Arc<HeldBytes>>,
+    detached: AtomicBool,
+}
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        if *self.detached.get_mut()
+            && let Some(gauge) = &self.gauge
+        {
+            gauge.sub(self.buf.len());
+        }
+    }
 }
 
 impl Chunk {
-    pub(super) fn with_capacity(bytes: usize) -> Self {
+    pub(super) fn with_capacity(bytes: usize, gauge: &Arc<HeldBytes>) -> Self {
         Chunk {
             buf: vec![0u8; bytes].into_boxed_slice(),
-            ..Chunk::default()
+            len: 0,
+            records: 0,
+            last_ts: 0,
+            gauge: Some(Arc::clone(gauge)),
+            detached: AtomicBool::new(false),
+        }
+    }
+
+    /// The storage let go of this chunk while a snapshot still reads it: it counts as held
+    /// until the last reader drops it.
+    pub(super) fn detach(&self) {
+        if let Some(gauge) = &self.gauge
+            && !self.detached.swap(true, Ordering::Relaxed)
+        {
+            gauge.add(self.buf.len());
         }
     }
 
@@ -52,6 +124,8 @@ impl Chunk {
             len: self.len,
             records: self.records,
             last_ts: self.last_ts,
+            gauge: self.gauge.clone(),
+            detached: AtomicBool::new(false),
         }
     }
 

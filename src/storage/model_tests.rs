@@ -2,7 +2,7 @@
 //! [`Storage`] and to a plain reference model (per-thread queues of chunks of records, linear
 //! scans, a mock clock); after every step both must hold the same records and counters.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,8 +59,11 @@ struct Model {
     written: u64,
     overwritten: u64,
     dropped: u64,
-    /// Chunk ids each held snapshot shares (sealed chunks; current ones are copied).
-    held: Vec<HashSet<u64>>,
+    /// Per held snapshot: the chunk ids it shares (sealed chunks) and the bytes it copied
+    /// (current chunks).
+    held: Vec<(HashSet<u64>, usize)>,
+    /// Chunks evicted while a held snapshot shared them: their capacity, until released.
+    detached: HashMap<u64, usize>,
     next_chunk_id: u64,
 }
 
@@ -74,6 +77,7 @@ impl Model {
             overwritten: 0,
             dropped: 0,
             held: Vec::new(),
+            detached: HashMap::new(),
             next_chunk_id: 0,
         }
     }
@@ -172,8 +176,11 @@ impl Model {
                 None => t.current.take().expect("the victim has a chunk"),
             };
             self.overwritten += chunk.records.len() as u64;
-            let held = self.held.iter().any(|set| set.contains(&chunk.id));
-            if reuse.is_none() && !held && chunk.capacity >= wanted {
+            let held = self.held.iter().any(|(set, _)| set.contains(&chunk.id));
+            if held {
+                self.detached.insert(chunk.id, chunk.capacity);
+                self.allocated -= chunk.capacity;
+            } else if reuse.is_none() && chunk.capacity >= wanted {
                 reuse = Some(chunk.capacity);
             } else {
                 self.allocated -= chunk.capacity;
@@ -204,7 +211,26 @@ impl Model {
             .iter()
             .flat_map(|t| t.sealed.iter().map(|c| c.id))
             .collect();
-        self.held.push(set);
+        let copied = self
+            .threads
+            .iter()
+            .filter_map(|t| t.current.as_ref())
+            .map(|c| c.used)
+            .sum();
+        self.held.push((set, copied));
+    }
+
+    fn release(&mut self, index: usize) {
+        self.held.remove(index);
+        let held = &self.held;
+        self.detached
+            .retain(|id, _| held.iter().any(|(set, _)| set.contains(id)));
+    }
+
+    /// Bytes snapshots keep alive beyond the budget.
+    fn held_bytes(&self) -> usize {
+        self.detached.values().sum::<usize>()
+            + self.held.iter().map(|(_, copied)| copied).sum::<usize>()
     }
 
     /// Each thread's retained records, oldest first, by tid (threads holding none left out).
@@ -341,7 +367,7 @@ fn run_model(limits: StorageLimits, ops: Vec<Op>) -> Result<(), TestCaseError> {
     };
     // Per slot: the live thread (its real buffer and model index), if any.
     let mut slots: Vec<Option<(Arc<ThreadBuffer>, usize)>> = vec![None; THREADS];
-    let mut appended: std::collections::HashMap<u64, Vec<u64>> = Default::default();
+    let mut appended: HashMap<u64, Vec<u64>> = HashMap::new();
     let mut next_tid = 0u64;
     let mut next_id = 0u64;
     let mut now = 1_000u64;
@@ -384,7 +410,7 @@ fn run_model(limits: StorageLimits, ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Release { index } => {
                 if index < real.held.len() {
                     real.held.remove(index);
-                    model.held.remove(index);
+                    model.release(index);
                 }
             }
         }
@@ -401,10 +427,13 @@ fn run_model(limits: StorageLimits, ops: Vec<Op>) -> Result<(), TestCaseError> {
         prop_assert_eq!(raw.overwritten, model.overwritten, "overwritten");
         prop_assert_eq!(real.dropped, model.dropped, "dropped");
         prop_assert_eq!(raw.allocated_bytes, model.allocated, "allocated bytes");
+        let allocated = raw.allocated_bytes;
+        drop(raw);
+        prop_assert_eq!(real.storage.held_bytes(), model.held_bytes(), "held bytes");
         // The promises themselves, whatever the policy's details.
-        prop_assert!(raw.allocated_bytes <= limits.max_bytes, "within the budget");
+        prop_assert!(allocated <= limits.max_bytes, "within the budget");
         let retained: u64 = contents.iter().map(|(_, ids)| ids.len() as u64).sum();
-        prop_assert_eq!(raw.written, retained + raw.overwritten);
+        prop_assert_eq!(model.written, retained + model.overwritten);
         for (tid, ids) in &contents {
             let all = &appended[tid];
             prop_assert_eq!(

@@ -1,0 +1,66 @@
+//! What a dump says about why it was written: the reason, the slow span or error event that
+//! triggered it, and other `otherData` entries.
+
+use serde_json::Value;
+use tracing_core::Metadata;
+
+use crate::admission::Reason;
+use crate::record::Field;
+use crate::slow::SpanTiming;
+
+/// Why a dump was written, and what else `otherData` should say.
+#[derive(Debug, Clone)]
+pub(crate) struct DumpContext {
+    pub(crate) reason: Reason,
+    /// The span whose latency triggered the dump.
+    pub(crate) trigger: Option<TriggerInfo>,
+    /// The event that triggered an error dump.
+    pub(crate) event: Option<TriggerEvent>,
+    /// Triggers suppressed (cooldown, full queue, top-N, memory) since the previous triggered
+    /// dump.
+    pub(crate) suppressed: u64,
+    /// More `otherData` entries (the panic's message and location, say).
+    pub(crate) extra: Vec<(&'static str, Value)>,
+}
+
+impl DumpContext {
+    pub(crate) fn new(reason: Reason) -> Self {
+        DumpContext {
+            reason,
+            trigger: None,
+            event: None,
+            suppressed: 0,
+            extra: Vec::new(),
+        }
+    }
+
+    /// The label a triggered dump's file name starts with: the reason, and the slow span's
+    /// name.
+    pub(crate) fn label(&self) -> String {
+        match &self.trigger {
+            Some(trigger) => format!("{}_{}", self.reason.as_str(), trigger.span_name),
+            None => self.reason.as_str().to_owned(),
+        }
+    }
+}
+
+/// A slow span that triggered a dump.
+#[derive(Debug, Clone)]
+pub(crate) struct TriggerInfo {
+    pub(crate) span_name: &'static str,
+    /// The recorder's id of the span.
+    pub(crate) span_id: u64,
+    pub(crate) duration_nanos: u64,
+    pub(crate) threshold_nanos: u64,
+    pub(crate) timing: SpanTiming,
+}
+
+/// The event that triggered an error dump, taken when the trigger was accepted (so the dump
+/// names it even if the event itself could not be recorded).
+#[derive(Debug, Clone)]
+pub(crate) struct TriggerEvent {
+    pub(crate) metadata: &'static Metadata<'static>,
+    pub(crate) fields: Vec<Field>,
+    /// Whether the event is also among the dump's records.
+    pub(crate) recorded: bool,
+}
