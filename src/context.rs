@@ -5,7 +5,9 @@ use serde_json::Value;
 use tracing_core::Metadata;
 
 use crate::admission::Reason;
-use crate::record::Field;
+use crate::reader::{Body, RecordReader};
+use crate::record::{Field, Scratch, kind};
+use crate::redact::Redaction;
 use crate::slow::SpanTiming;
 
 /// Why a dump was written, and what else `otherData` should say.
@@ -63,4 +65,38 @@ pub(crate) struct TriggerEvent {
     pub(crate) fields: Vec<Field>,
     /// Whether the event is also among the dump's records.
     pub(crate) recorded: bool,
+}
+
+impl TriggerEvent {
+    /// Takes an event's fields as the recorder keeps them (cut, redacted). Allocates: called
+    /// only for an accepted trigger.
+    pub(crate) fn capture(
+        event: &tracing_core::Event<'_>,
+        max_value_bytes: usize,
+        redaction: &Redaction,
+        recorded: bool,
+    ) -> Self {
+        let mut scratch = Scratch::new();
+        scratch.begin(kind::EVENT, 0);
+        scratch.put_metadata(event.metadata());
+        scratch.put_u64(0);
+        let mut fields = scratch.fields(max_value_bytes, redaction);
+        event.record(&mut fields);
+        let flags = fields.flags();
+        let fields = match RecordReader::of_encoded(scratch.finish(flags)).next() {
+            Some((
+                _,
+                crate::reader::RecordView {
+                    body: Body::Event { fields, .. },
+                    ..
+                },
+            )) => fields.decode(),
+            _ => Vec::new(),
+        };
+        TriggerEvent {
+            metadata: event.metadata(),
+            fields,
+            recorded,
+        }
+    }
 }

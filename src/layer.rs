@@ -19,7 +19,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crate::admission::Reason;
 use crate::context::TriggerEvent;
-use crate::record::{FLAG_EXPLICIT_PARENT, Scratch, event_fields, kind};
+use crate::record::{FLAG_EXPLICIT_PARENT, Scratch, kind};
 use crate::recorder::Shared;
 use crate::slow::SpanTiming;
 use crate::storage::{ThreadBuffer, ThreadIdentity, next_tid};
@@ -276,11 +276,12 @@ where
             // itself, which it needs when the record could not be kept.
             let now = recorded_at.unwrap_or_else(|| shared.now());
             shared.trigger(Reason::Error, now, None, || {
-                Some(TriggerEvent {
-                    metadata: event.metadata(),
-                    fields: event_fields(event, shared.max_field_bytes, &shared.redaction),
-                    recorded: recorded_at.is_some(),
-                })
+                Some(TriggerEvent::capture(
+                    event,
+                    shared.max_field_bytes,
+                    &shared.redaction,
+                    recorded_at.is_some(),
+                ))
             });
         }
     }

@@ -23,6 +23,7 @@ mod http;
 mod layer;
 mod outcome;
 mod quiet;
+mod reader;
 mod record;
 mod recorder;
 mod redact;

@@ -1,4 +1,5 @@
-//! The binary record format kept in the rings, its encoder (hot path) and decoder.
+//! The binary record format kept in the rings, and its encoder (the hot path). The decoder
+//! is `reader`.
 //!
 //! A record is a 12-byte header — length (`u16`), kind (`u8`), flags (`u8`), raw clock ticks
 //! (`u64`) — and a kind-specific body. Names, targets and locations are not copied: a record
@@ -10,13 +11,12 @@ use std::fmt;
 
 use tracing_core::Metadata;
 
-use crate::redact::{REDACTED, Redaction};
+use crate::redact::Redaction;
 use tracing_core::field::{self, Visit};
 
 pub(crate) const HEADER_BYTES: usize = 12;
 
 /// Largest encoded record; fields that would not fit are left out and the record is flagged.
-/// Must stay below `storage::FIRST_CHUNK_BYTES`.
 pub(crate) const MAX_RECORD_BYTES: usize = 8 << 10;
 
 /// Appended to a field value that was cut at the configured length.
@@ -38,17 +38,39 @@ pub(crate) const FLAG_FIELDS_DROPPED: u8 = 1;
 /// happening in the thread's current span.
 pub(crate) const FLAG_EXPLICIT_PARENT: u8 = 2;
 
-mod tag {
-    pub(super) const U64: u8 = 1;
-    pub(super) const I64: u8 = 2;
-    pub(super) const F64: u8 = 3;
-    pub(super) const FALSE: u8 = 4;
-    pub(super) const TRUE: u8 = 5;
-    pub(super) const STR: u8 = 6;
-    pub(super) const STR_TRUNCATED: u8 = 7;
-    pub(super) const U128: u8 = 8;
-    pub(super) const I128: u8 = 9;
-    pub(super) const REDACTED: u8 = 10;
+/// Field value tags.
+pub(crate) mod tag {
+    pub(crate) const U64: u8 = 1;
+    pub(crate) const I64: u8 = 2;
+    pub(crate) const F64: u8 = 3;
+    pub(crate) const FALSE: u8 = 4;
+    pub(crate) const TRUE: u8 = 5;
+    pub(crate) const STR: u8 = 6;
+    pub(crate) const STR_TRUNCATED: u8 = 7;
+    pub(crate) const U128: u8 = 8;
+    pub(crate) const I128: u8 = 9;
+    pub(crate) const REDACTED: u8 = 10;
+}
+
+/// One encoded record, as only [`Scratch::finish`] makes it: the one kind of bytes chunks
+/// accept, so that everything a reader reads was written by this encoder.
+#[derive(Clone, Copy)]
+pub(crate) struct Encoded<'a>(&'a [u8]);
+
+impl<'a> Encoded<'a> {
+    pub(crate) fn bytes(self) -> &'a [u8] {
+        self.0
+    }
+
+    pub(crate) fn len(self) -> usize {
+        self.0.len()
+    }
+
+    /// Stand-in records for the storage's own tests, which never decode them.
+    #[cfg(test)]
+    pub(crate) fn for_storage_tests(bytes: &'a [u8]) -> Self {
+        Encoded(bytes)
+    }
 }
 
 /// A record being encoded: a fixed buffer of [`MAX_RECORD_BYTES`], so writes of fixed size
@@ -100,12 +122,12 @@ impl Scratch {
 
     /// Writes the record's length and flags into its header and returns the record.
     #[inline]
-    pub(crate) fn finish(&mut self, flags: u8) -> &[u8] {
+    pub(crate) fn finish(&mut self, flags: u8) -> Encoded<'_> {
         let len = (self.len as u16).to_le_bytes();
         self.bytes[0] = len[0];
         self.bytes[1] = len[1];
         self.bytes[3] = flags;
-        &self.bytes[..self.len]
+        Encoded(&self.bytes[..self.len])
     }
 
     /// Starts the field list: a count byte, then fields appended by the returned visitor.
@@ -314,29 +336,6 @@ impl Visit for FieldEncoder<'_> {
     }
 }
 
-/// An event's fields as this recorder keeps them (cut, redacted), decoded: for an error
-/// dump's `trigger_event`. Allocates; called only for an accepted trigger.
-pub(crate) fn event_fields(
-    event: &tracing_core::Event<'_>,
-    max_value_bytes: usize,
-    redaction: &Redaction,
-) -> Vec<Field> {
-    let mut scratch = Scratch::new();
-    scratch.begin(kind::EVENT, 0);
-    scratch.put_metadata(event.metadata());
-    scratch.put_u64(0);
-    let mut fields = scratch.fields(max_value_bytes, redaction);
-    event.record(&mut fields);
-    let flags = fields.flags();
-    match RecordReader::new(scratch.finish(flags)).next() {
-        Some(RawRecord {
-            body: RawBody::Event { fields, .. },
-            ..
-        }) => fields,
-        _ => Vec::new(),
-    }
-}
-
 /// A `fmt::Write` into a fixed slice that keeps what fits, cut at a character boundary.
 struct CappedWriter<'a> {
     buf: &'a mut [u8],
@@ -406,193 +405,4 @@ pub struct Field {
     pub name: &'static str,
     /// Its value.
     pub value: FieldValue,
-}
-
-/// A record parsed from a chunk; span references are still registry ids.
-pub(crate) struct RawRecord {
-    pub(crate) kind: u8,
-    pub(crate) flags: u8,
-    pub(crate) ts: u64,
-    pub(crate) body: RawBody,
-}
-
-pub(crate) enum RawBody {
-    NewSpan {
-        registry_id: u64,
-        key: u64,
-        parent: u64,
-        metadata: &'static Metadata<'static>,
-        fields: Vec<Field>,
-    },
-    /// Enter, exit and close.
-    Span {
-        registry_id: u64,
-    },
-    Record {
-        registry_id: u64,
-        fields: Vec<Field>,
-    },
-    FollowsFrom {
-        registry_id: u64,
-        follows: u64,
-    },
-    Event {
-        metadata: &'static Metadata<'static>,
-        span: u64,
-        fields: Vec<Field>,
-    },
-}
-
-/// Reads records from a chunk's bytes. Stops at the first malformed record (none are expected:
-/// only the encoder above writes chunks).
-pub(crate) struct RecordReader<'a> {
-    bytes: &'a [u8],
-}
-
-impl<'a> RecordReader<'a> {
-    pub(crate) fn new(bytes: &'a [u8]) -> Self {
-        RecordReader { bytes }
-    }
-}
-
-struct Cursor<'a> {
-    bytes: &'a [u8],
-}
-
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.bytes.len() < n {
-            return None;
-        }
-        let (head, tail) = self.bytes.split_at(n);
-        self.bytes = tail;
-        Some(head)
-    }
-
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|b| b[0])
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        self.take(8)
-            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
-    }
-
-    fn metadata(&mut self) -> Option<&'static Metadata<'static>> {
-        let address = self.u64()? as usize;
-        if address == 0 {
-            return None;
-        }
-        // SAFETY: the address was written by `put_metadata` from a `&'static Metadata<'static>`
-        // (callsite metadata lives for the whole program), and chunks are only ever filled by
-        // this crate's encoder, never from outside input.
-        Some(unsafe { &*(address as *const Metadata<'static>) })
-    }
-
-    fn fields(&mut self, metadata: Option<&'static Metadata<'static>>) -> Option<Vec<Field>> {
-        let count = self.u8()?;
-        let mut fields = Vec::with_capacity(count as usize);
-        for _ in 0..count {
-            let index = self.u8()? as usize;
-            let tag = self.u8()?;
-            let value = match tag {
-                tag::U64 => FieldValue::U64(self.u64()?),
-                tag::I64 => FieldValue::I64(self.u64()? as i64),
-                tag::F64 => FieldValue::F64(f64::from_bits(self.u64()?)),
-                tag::FALSE => FieldValue::Bool(false),
-                tag::REDACTED => FieldValue::Str(REDACTED.to_owned()),
-                tag::TRUE => FieldValue::Bool(true),
-                tag::U128 => FieldValue::U128(u128::from_le_bytes(self.take(16)?.try_into().ok()?)),
-                tag::I128 => FieldValue::I128(i128::from_le_bytes(self.take(16)?.try_into().ok()?)),
-                tag::STR | tag::STR_TRUNCATED => {
-                    let len = u16::from_le_bytes(self.take(2)?.try_into().ok()?) as usize;
-                    let mut text = String::from_utf8_lossy(self.take(len)?).into_owned();
-                    if tag == tag::STR_TRUNCATED {
-                        text.push_str(TRUNCATION_MARKER);
-                    }
-                    FieldValue::Str(text)
-                }
-                _ => return None,
-            };
-            let name = metadata
-                .and_then(|m| m.fields().iter().nth(index))
-                .map_or("?", |f| f.name());
-            fields.push(Field { name, value });
-        }
-        Some(fields)
-    }
-}
-
-impl Iterator for RecordReader<'_> {
-    type Item = RawRecord;
-
-    fn next(&mut self) -> Option<RawRecord> {
-        if self.bytes.len() < HEADER_BYTES {
-            return None;
-        }
-        let len = u16::from_le_bytes([self.bytes[0], self.bytes[1]]) as usize;
-        if len < HEADER_BYTES || len > self.bytes.len() {
-            self.bytes = &[];
-            return None;
-        }
-        let (record, rest) = self.bytes.split_at(len);
-        self.bytes = rest;
-        let kind = record[2];
-        let flags = record[3];
-        let mut cursor = Cursor { bytes: record };
-        cursor.take(4)?;
-        let ts = cursor.u64()?;
-        let body = match kind {
-            kind::NEW_SPAN => {
-                let registry_id = cursor.u64()?;
-                let key = cursor.u64()?;
-                let parent = cursor.u64()?;
-                let metadata = cursor.metadata()?;
-                let fields = cursor.fields(Some(metadata))?;
-                RawBody::NewSpan {
-                    registry_id,
-                    key,
-                    parent,
-                    metadata,
-                    fields,
-                }
-            }
-            kind::ENTER | kind::EXIT | kind::CLOSE => RawBody::Span {
-                registry_id: cursor.u64()?,
-            },
-            kind::RECORD => {
-                let registry_id = cursor.u64()?;
-                let metadata = cursor.metadata();
-                let fields = cursor.fields(metadata)?;
-                RawBody::Record {
-                    registry_id,
-                    fields,
-                }
-            }
-            kind::FOLLOWS_FROM => RawBody::FollowsFrom {
-                registry_id: cursor.u64()?,
-                follows: cursor.u64()?,
-            },
-            kind::EVENT => {
-                let metadata = cursor.metadata()?;
-                let span = cursor.u64()?;
-                let fields = cursor.fields(Some(metadata))?;
-                RawBody::Event {
-                    metadata,
-                    span,
-                    fields,
-                }
-            }
-            _ => {
-                self.bytes = &[];
-                return None;
-            }
-        };
-        Some(RawRecord {
-            kind,
-            flags,
-            ts,
-            body,
-        })
-    }
 }

@@ -20,6 +20,7 @@ use crate::dump::{DROP_FLUSH_TIMEOUT, DumpConfig, Dumper};
 use crate::error::DumpError;
 use crate::files::{self, DumpInfo};
 use crate::outcome::{DumpOutcome, TriggerOutcome};
+use crate::record::Encoded;
 use crate::redact::Redaction;
 use crate::slow::{Breach, SlowSpanConfig, SlowSpans, SpanTiming};
 use crate::snapshot::{Capture, Snapshot, Timebase};
@@ -127,7 +128,7 @@ impl Shared {
 
     /// Appends a record; `false` if it could not be kept (counted as dropped).
     #[inline]
-    pub(crate) fn append(&self, buffer: &Arc<ThreadBuffer>, record: &[u8], ts: u64) -> bool {
+    pub(crate) fn append(&self, buffer: &Arc<ThreadBuffer>, record: Encoded<'_>, ts: u64) -> bool {
         if buffer.try_append(record, ts) {
             return true;
         }

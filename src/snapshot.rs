@@ -6,16 +6,16 @@
 //! whose span was created before the window (its `NewSpan` evicted) gets a fresh id of its own,
 //! with the high bit set.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tracing_core::Metadata;
 
-use crate::record::{
-    FLAG_EXPLICIT_PARENT, FLAG_FIELDS_DROPPED, Field, RawBody, RawRecord, RecordReader, kind,
-};
-use crate::storage::RawSnapshot;
+use crate::reader::{Body, RecordReader, RecordView};
+use crate::record::{FLAG_EXPLICIT_PARENT, FLAG_FIELDS_DROPPED, Field, kind};
+use crate::storage::{RawSnapshot, RawThread};
 
 /// High bit of ids given to spans whose creation was evicted before the snapshot.
 pub const ORPHAN_SPAN_BIT: u64 = 1 << 63;
@@ -168,70 +168,18 @@ pub(crate) struct Capture {
 
 impl Snapshot {
     pub(crate) fn decode(timebase: &Timebase, capture: Capture) -> Self {
-        let Capture {
-            raw,
-            end_raw,
-            dropped,
-        } = capture;
-        let mut per_thread: Vec<Vec<Option<RawRecord>>> = Vec::with_capacity(raw.threads.len());
-        let mut threads = Vec::with_capacity(raw.threads.len());
-        for thread in &raw.threads {
-            let mut records: Vec<RawRecord> = thread
-                .sealed
-                .iter()
-                .flat_map(|chunk| RecordReader::new(chunk.bytes()))
-                .chain(RecordReader::new(&thread.current))
-                .collect();
-            // Keep each thread's clock non-decreasing even if the counter stepped back on a
-            // core migration.
-            let mut last = 0;
-            for record in &mut records {
-                record.ts = record.ts.max(last);
-                last = record.ts;
-            }
-            if records.is_empty() {
-                continue;
-            }
-            threads.push(ThreadInfo {
-                tid: thread.identity.tid,
-                name: thread
-                    .identity
-                    .name
-                    .clone()
-                    .unwrap_or_else(|| format!("thread-{}", thread.identity.tid)),
-            });
-            per_thread.push(records.into_iter().map(Some).collect());
-        }
-
-        let mut order: Vec<(u64, usize, usize)> = per_thread
-            .iter()
-            .enumerate()
-            .flat_map(|(t, records)| {
-                records
-                    .iter()
-                    .enumerate()
-                    .filter_map(move |(i, r)| r.as_ref().map(|r| (r.ts, t, i)))
-            })
-            .collect();
-        order.sort_unstable();
-
-        let mut resolver = SpanResolver::default();
-        let mut records = Vec::with_capacity(order.len());
-        for (ts, t, i) in order {
-            let Some(raw_record) = per_thread[t][i].take() else {
-                continue;
-            };
-            let flags = raw_record.flags;
-            let fields_dropped = flags & FLAG_FIELDS_DROPPED != 0;
+        let order = TimeOrder::new(timebase, &capture.raw.threads);
+        let threads = order.threads();
+        let window_end_ns = timebase.nanos_since_anchor(capture.end_raw);
+        let mut records = Vec::new();
+        for merged in order {
             records.push(Record {
-                tid: threads[t].tid,
-                timestamp_ns: timebase.nanos_since_anchor(ts),
-                kind: resolver.resolve(raw_record, flags),
-                fields_dropped,
+                tid: capture.raw.threads[merged.at.thread as usize].identity.tid,
+                timestamp_ns: merged.ts_ns,
+                kind: merged.kind(),
+                fields_dropped: merged.view.flags & FLAG_FIELDS_DROPPED != 0,
             });
         }
-
-        let window_end_ns = timebase.nanos_since_anchor(end_raw);
         let window_start_ns = records
             .first()
             .map_or(window_end_ns, |r| r.timestamp_ns.min(window_end_ns));
@@ -240,9 +188,9 @@ impl Snapshot {
             threads,
             records,
             counters: Counters {
-                written: raw.written,
-                overwritten: raw.overwritten,
-                dropped,
+                written: capture.raw.written,
+                overwritten: capture.raw.overwritten,
+                dropped: capture.dropped,
                 retained,
             },
             anchor: timebase.anchor_wall,
@@ -250,13 +198,245 @@ impl Snapshot {
             window_end_ns,
             max_bytes: timebase.max_bytes,
             min_age: timebase.min_age,
-            allocated_bytes: raw.allocated_bytes,
+            allocated_bytes: capture.raw.allocated_bytes,
         }
     }
 
     /// Wall-clock time of a timestamp.
     pub fn wall_time(&self, timestamp_ns: u64) -> DateTime<Utc> {
         self.anchor + chrono::Duration::nanoseconds(timestamp_ns.min(i64::MAX as u64) as i64)
+    }
+}
+
+/// Where a record is in a capture: its thread's index, its chunk's, and its byte offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RecordAt {
+    pub(crate) thread: u32,
+    pub(crate) chunk: u32,
+    pub(crate) offset: u32,
+}
+
+impl RecordAt {
+    /// The record, read again from the capture's chunks.
+    pub(crate) fn read(self, threads: &[RawThread]) -> Option<RecordView<'_>> {
+        let chunk = threads
+            .get(self.thread as usize)?
+            .chunk(self.chunk as usize)?;
+        RecordReader::at(chunk, self.offset)
+    }
+}
+
+/// A record's span references, resolved to the recorder's own ids.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Ids {
+    NewSpan {
+        span: u64,
+        parent: Option<u64>,
+    },
+    Enter {
+        span: u64,
+    },
+    Exit {
+        span: u64,
+    },
+    Close {
+        span: u64,
+    },
+    Record {
+        span: u64,
+    },
+    FollowsFrom {
+        span: u64,
+        follows: u64,
+    },
+    Event {
+        span: Option<u64>,
+        explicit_parent: bool,
+    },
+}
+
+impl Ids {
+    /// The span the record is about (for an event: the one it happened in).
+    pub(crate) fn span(self) -> Option<u64> {
+        match self {
+            Ids::NewSpan { span, .. }
+            | Ids::Enter { span }
+            | Ids::Exit { span }
+            | Ids::Close { span }
+            | Ids::Record { span }
+            | Ids::FollowsFrom { span, .. } => Some(span),
+            Ids::Event { span, .. } => span,
+        }
+    }
+}
+
+/// A record met in time order.
+pub(crate) struct Merged<'a> {
+    pub(crate) at: RecordAt,
+    /// Nanoseconds since the anchor, non-decreasing per thread.
+    pub(crate) ts_ns: u64,
+    pub(crate) view: RecordView<'a>,
+    pub(crate) ids: Ids,
+}
+
+impl Merged<'_> {
+    /// The record as the public [`RecordKind`], fields decoded.
+    fn kind(&self) -> RecordKind {
+        match (self.ids, self.view.body) {
+            (
+                Ids::NewSpan { span, parent },
+                Body::NewSpan {
+                    metadata, fields, ..
+                },
+            ) => RecordKind::NewSpan {
+                span,
+                parent,
+                metadata,
+                fields: fields.decode(),
+            },
+            (Ids::Record { span }, Body::Record { fields, .. }) => RecordKind::Record {
+                span,
+                fields: fields.decode(),
+            },
+            (
+                Ids::Event {
+                    span,
+                    explicit_parent,
+                },
+                Body::Event {
+                    metadata, fields, ..
+                },
+            ) => RecordKind::Event {
+                span,
+                explicit_parent,
+                metadata,
+                fields: fields.decode(),
+            },
+            (Ids::FollowsFrom { span, follows }, _) => RecordKind::FollowsFrom { span, follows },
+            (Ids::Enter { span }, _) => RecordKind::Enter { span },
+            (Ids::Exit { span }, _) => RecordKind::Exit { span },
+            (Ids::Close { span } | Ids::Record { span } | Ids::NewSpan { span, .. }, _) => {
+                RecordKind::Close { span }
+            }
+            (Ids::Event { .. }, _) => unreachable_kind(),
+        }
+    }
+}
+
+/// `Ids` are made from the same record's body, so the pairs above always match.
+#[cold]
+fn unreachable_kind() -> RecordKind {
+    RecordKind::Close { span: 0 }
+}
+
+/// One thread's records in order, timestamps clamped to be non-decreasing (the counter can
+/// step back on a core migration).
+struct ThreadCursor<'a> {
+    thread: &'a RawThread,
+    index: u32,
+    chunk: u32,
+    reader: Option<RecordReader<'a>>,
+    last_ts: u64,
+}
+
+impl<'a> ThreadCursor<'a> {
+    fn next(&mut self) -> Option<(RecordAt, RecordView<'a>)> {
+        loop {
+            if let Some(reader) = &mut self.reader
+                && let Some((offset, mut view)) = reader.next()
+            {
+                view.ts = view.ts.max(self.last_ts);
+                self.last_ts = view.ts;
+                let at = RecordAt {
+                    thread: self.index,
+                    chunk: self.chunk - 1,
+                    offset,
+                };
+                return Some((at, view));
+            }
+            let chunk = self.thread.chunk(self.chunk as usize)?;
+            self.reader = Some(RecordReader::new(chunk));
+            self.chunk += 1;
+        }
+    }
+}
+
+/// All threads' records merged in time order (ties keep each thread's order, then thread
+/// order), span ids resolved on the way. Memory: one pending record per thread and the map of
+/// live spans, whatever the number of records.
+pub(crate) struct TimeOrder<'a> {
+    timebase: &'a Timebase,
+    threads: &'a [RawThread],
+    cursors: Vec<ThreadCursor<'a>>,
+    pending: Vec<Option<(RecordAt, RecordView<'a>)>>,
+    heap: BinaryHeap<Reverse<(u64, u32)>>,
+    resolver: SpanResolver,
+}
+
+impl<'a> TimeOrder<'a> {
+    pub(crate) fn new(timebase: &'a Timebase, threads: &'a [RawThread]) -> Self {
+        let mut cursors: Vec<ThreadCursor<'a>> = threads
+            .iter()
+            .enumerate()
+            .map(|(index, thread)| ThreadCursor {
+                thread,
+                index: index as u32,
+                chunk: 0,
+                reader: None,
+                last_ts: 0,
+            })
+            .collect();
+        let pending: Vec<_> = cursors.iter_mut().map(ThreadCursor::next).collect();
+        let heap = pending
+            .iter()
+            .enumerate()
+            .filter_map(|(index, next)| next.map(|(_, view)| Reverse((view.ts, index as u32))))
+            .collect();
+        TimeOrder {
+            timebase,
+            threads,
+            cursors,
+            pending,
+            heap,
+            resolver: SpanResolver::default(),
+        }
+    }
+
+    /// The threads that have records, in capture order.
+    pub(crate) fn threads(&self) -> Vec<ThreadInfo> {
+        self.threads
+            .iter()
+            .zip(&self.pending)
+            .filter(|(_, first)| first.is_some())
+            .map(|(thread, _)| ThreadInfo {
+                tid: thread.identity.tid,
+                name: thread
+                    .identity
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| format!("thread-{}", thread.identity.tid)),
+            })
+            .collect()
+    }
+}
+
+impl<'a> Iterator for TimeOrder<'a> {
+    type Item = Merged<'a>;
+
+    fn next(&mut self) -> Option<Merged<'a>> {
+        let Reverse((_, index)) = self.heap.pop()?;
+        let (at, view) = self.pending[index as usize].take()?;
+        let following = self.cursors[index as usize].next();
+        if let Some((_, next)) = following {
+            self.heap.push(Reverse((next.ts, index)));
+        }
+        self.pending[index as usize] = following;
+        Some(Merged {
+            at,
+            ts_ns: self.timebase.nanos_since_anchor(view.ts),
+            ids: self.resolver.resolve(&view),
+            view,
+        })
     }
 }
 
@@ -280,58 +460,42 @@ impl SpanResolver {
         (registry_id != 0).then(|| self.id(registry_id))
     }
 
-    fn resolve(&mut self, record: RawRecord, flags: u8) -> RecordKind {
-        match record.body {
-            RawBody::NewSpan {
+    fn resolve(&mut self, view: &RecordView<'_>) -> Ids {
+        match view.body {
+            Body::NewSpan {
                 registry_id,
                 key,
                 parent,
-                metadata,
-                fields,
+                ..
             } => {
                 let parent = self.optional(parent);
                 self.live.insert(registry_id, key);
-                RecordKind::NewSpan {
-                    span: key,
-                    parent,
-                    metadata,
-                    fields,
-                }
+                Ids::NewSpan { span: key, parent }
             }
-            RawBody::Span { registry_id } => {
+            Body::Span { registry_id } => {
                 let span = self.id(registry_id);
-                match record.kind {
-                    kind::ENTER => RecordKind::Enter { span },
-                    kind::EXIT => RecordKind::Exit { span },
+                match view.kind {
+                    kind::ENTER => Ids::Enter { span },
+                    kind::EXIT => Ids::Exit { span },
                     _ => {
                         self.live.remove(&registry_id);
-                        RecordKind::Close { span }
+                        Ids::Close { span }
                     }
                 }
             }
-            RawBody::Record {
-                registry_id,
-                fields,
-            } => RecordKind::Record {
+            Body::Record { registry_id, .. } => Ids::Record {
                 span: self.id(registry_id),
-                fields,
             },
-            RawBody::FollowsFrom {
+            Body::FollowsFrom {
                 registry_id,
                 follows,
-            } => RecordKind::FollowsFrom {
+            } => Ids::FollowsFrom {
                 span: self.id(registry_id),
                 follows: self.id(follows),
             },
-            RawBody::Event {
-                metadata,
-                span,
-                fields,
-            } => RecordKind::Event {
+            Body::Event { span, .. } => Ids::Event {
                 span: self.optional(span),
-                explicit_parent: flags & FLAG_EXPLICIT_PARENT != 0,
-                metadata,
-                fields,
+                explicit_parent: view.flags & FLAG_EXPLICIT_PARENT != 0,
             },
         }
     }

@@ -29,6 +29,8 @@ use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
+
+use crate::record::Encoded;
 use ringbuf::HeapRb;
 use ringbuf::traits::Observer;
 
@@ -92,7 +94,7 @@ pub(crate) struct ThreadBuffer {
 impl ThreadBuffer {
     /// Appends a record if it fits the current chunk. Returns `false` when a new chunk is needed.
     #[inline]
-    pub(crate) fn try_append(&self, record: &[u8], ts: u64) -> bool {
+    pub(crate) fn try_append(&self, record: Encoded<'_>, ts: u64) -> bool {
         let mut state = lock(&self.state);
         if state.current.fits(record) {
             state.current.push(record, ts);
@@ -109,7 +111,7 @@ impl ThreadBuffer {
         RawThread {
             identity: self.identity.clone(),
             sealed: state.sealed.iter().cloned().collect(),
-            current: state.current.bytes().to_vec(),
+            current: state.current.copy(),
         }
     }
 }
@@ -125,11 +127,29 @@ pub(crate) struct RawSnapshot {
     pub(crate) _copies: HeldCopies,
 }
 
-/// One thread's chunks, oldest first; the last one is a copy of its current chunk.
+/// One thread's chunks, oldest first: the sealed ones shared, then a copy of its current one.
 pub(crate) struct RawThread {
     pub(crate) identity: ThreadIdentity,
     pub(crate) sealed: Vec<Arc<Chunk>>,
-    pub(crate) current: Vec<u8>,
+    pub(crate) current: Chunk,
+}
+
+impl RawThread {
+    /// The chunks in order: sealed, then the copy of the current one.
+    pub(crate) fn chunks(&self) -> impl Iterator<Item = &Chunk> {
+        self.sealed
+            .iter()
+            .map(|chunk| &**chunk)
+            .chain(std::iter::once(&self.current))
+    }
+
+    /// Chunk `index` of [`chunks`](Self::chunks).
+    pub(crate) fn chunk(&self, index: usize) -> Option<&Chunk> {
+        match self.sealed.get(index) {
+            Some(chunk) => Some(chunk),
+            None => (index == self.sealed.len()).then_some(&self.current),
+        }
+    }
 }
 
 struct StorageInner {
@@ -276,7 +296,7 @@ impl Storage {
     pub(crate) fn append_slow(
         &self,
         buffer: &Arc<ThreadBuffer>,
-        record: &[u8],
+        record: Encoded<'_>,
         ts: u64,
         now: u64,
         nanos_between: impl Fn(u64, u64) -> u64,
@@ -458,7 +478,10 @@ impl Storage {
     ) -> RawSnapshot {
         // Registration order, whatever removals did to the list.
         threads.sort_unstable_by_key(|thread| thread.identity.tid);
-        let copied = threads.iter().map(|thread| thread.current.len()).sum();
+        let copied = threads
+            .iter()
+            .map(|thread| thread.current.bytes().len())
+            .sum();
         RawSnapshot {
             threads,
             written: written + inner.departed_written,

@@ -254,3 +254,43 @@ fn render_stays_small_for_a_big_dump() {
     );
     assert!(svg.contains("short slices"));
 }
+
+/// An error dump: the summary names the error it is for; non-finite floats read back as the
+/// strings they were written as.
+#[test]
+fn summary_names_the_error_and_floats_read_back() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (layer, recorder) = tracing_blackbox::FlightRecorder::builder()
+        .dump_dir(dir.path())
+        .dump_on_error()
+        .build()
+        .unwrap();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, || {
+        tracing::info!(ratio = f64::NAN, limit = f64::INFINITY, "measured");
+        tracing::error!(code = 502u64, "payment failed");
+    });
+    recorder.flush();
+    let dump = std::fs::read_dir(dir.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let dump = dump.to_str().unwrap();
+    let summary = stdout(&["summary", dump]);
+    assert!(
+        summary.contains("  error     ERROR cli: payment failed, code=502 at tests/cli.rs:"),
+        "{summary}"
+    );
+    let events = stdout(&["events", dump, "--json"]);
+    let measured: serde_json::Value = events
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .find(|e| e["message"] == "measured")
+        .unwrap_or_else(|| panic!("{events}"));
+    assert_eq!(measured["fields"]["ratio"], "NaN", "{measured}");
+    assert_eq!(measured["fields"]["limit"], "inf", "{measured}");
+    stdout(&["validate", dump]);
+}

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use crate::record::Encoded;
+
 /// Bytes of record storage that snapshots keep alive outside the budget: chunks evicted while
 /// a snapshot still read them, and snapshots' copies of current chunks.
 #[derive(Debug, Default)]
@@ -99,13 +101,13 @@ impl Chunk {
     }
 
     #[inline]
-    pub(super) fn fits(&self, record: &[u8]) -> bool {
+    pub(super) fn fits(&self, record: Encoded<'_>) -> bool {
         self.buf.len() - self.len >= record.len()
     }
 
     #[inline]
-    pub(super) fn push(&mut self, record: &[u8], ts: u64) {
-        self.buf[self.len..self.len + record.len()].copy_from_slice(record);
+    pub(super) fn push(&mut self, record: Encoded<'_>, ts: u64) {
+        self.buf[self.len..self.len + record.len()].copy_from_slice(record.bytes());
         self.len += record.len();
         self.records += 1;
         self.last_ts = ts;
@@ -115,6 +117,18 @@ impl Chunk {
         self.len = 0;
         self.records = 0;
         self.last_ts = 0;
+    }
+
+    /// A copy of the records, for a snapshot: outside the budget, counted by `HeldCopies`.
+    pub(super) fn copy(&self) -> Chunk {
+        Chunk {
+            buf: self.bytes().into(),
+            len: self.len,
+            records: self.records,
+            last_ts: self.last_ts,
+            gauge: None,
+            detached: AtomicBool::new(false),
+        }
     }
 
     /// The same records in a chunk of exactly their size.
@@ -129,6 +143,7 @@ impl Chunk {
         }
     }
 
+    /// The records, encoded back to back (read them with `reader::RecordReader`).
     pub(crate) fn bytes(&self) -> &[u8] {
         &self.buf[..self.len]
     }

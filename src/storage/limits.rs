@@ -2,9 +2,14 @@
 
 use std::time::Duration;
 
+use crate::record::MAX_RECORD_BYTES;
+
 /// Smallest chunk a thread starts with; later chunks double up to the configured chunk size,
 /// so a thread that logs a handful of records never pins a whole chunk.
 pub(crate) const FIRST_CHUNK_BYTES: usize = 16 << 10;
+
+// Any record fits any chunk.
+const _: () = assert!(MAX_RECORD_BYTES < FIRST_CHUNK_BYTES);
 
 /// Most chunks a chunk roll evicts for being older than `min_age` alone (beyond what the
 /// budget needs): when many exited threads' records expire together, reclaiming them is

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::model_tests::{Real, nanos_between, record};
 use super::*;
+use crate::record::Encoded;
 
 /// The defect a hostile burst found: one thread writing more than the default budget within
 /// `min_age` lost the middle of its records instead of the oldest ones.
@@ -51,8 +52,9 @@ fn exited_threads(storage: &Storage, count: u64, first_tid: u64, ts: u64) {
             name: None,
         });
         let bytes = record(n, 48);
-        if !buffer.try_append(&bytes, ts)
-            && !storage.append_slow(&buffer, &bytes, ts, ts, nanos_between)
+        let bytes = Encoded::for_storage_tests(&bytes);
+        if !buffer.try_append(bytes, ts)
+            && !storage.append_slow(&buffer, bytes, ts, ts, nanos_between)
         {
             real_dropped += 1;
         }
@@ -85,8 +87,9 @@ fn record_work_does_not_grow_with_exited_threads() {
     let records = 200_000u64;
     for id in 0..records {
         let bytes = record(id, 64);
-        if !busy.try_append(&bytes, 3_000 + id) {
-            assert!(storage.append_slow(&busy, &bytes, 3_000 + id, 3_000 + id, nanos_between));
+        let bytes = Encoded::for_storage_tests(&bytes);
+        if !busy.try_append(bytes, 3_000 + id) {
+            assert!(storage.append_slow(&busy, bytes, 3_000 + id, 3_000 + id, nanos_between));
         }
     }
     let per_record = (storage.victim_checks() - before) as f64 / records as f64;
@@ -119,8 +122,9 @@ fn mass_expiry_is_spread_over_chunk_rolls() {
     });
     for id in 0..400_000u64 {
         let bytes = record(id, 64);
-        if !busy.try_append(&bytes, later + id) {
-            assert!(storage.append_slow(&busy, &bytes, later + id, later + id, nanos_between));
+        let bytes = Encoded::for_storage_tests(&bytes);
+        if !busy.try_append(bytes, later + id) {
+            assert!(storage.append_slow(&busy, bytes, later + id, later + id, nanos_between));
         }
     }
     let raw = storage.snapshot();

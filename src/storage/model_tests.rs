@@ -9,7 +9,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use super::*;
-use crate::record::MAX_RECORD_BYTES;
+use crate::record::{Encoded, MAX_RECORD_BYTES};
 
 /// Our test records: `[length: u16][id: u64][padding]`; the storage treats them as opaque.
 const RECORD_HEADER: usize = 10;
@@ -266,6 +266,7 @@ pub(super) struct Real {
 
 impl Real {
     pub(super) fn append(&mut self, buffer: &Arc<ThreadBuffer>, record: &[u8], ts: u64, now: u64) {
+        let record = Encoded::for_storage_tests(record);
         if !buffer.try_append(record, ts)
             && !self
                 .storage
@@ -285,7 +286,7 @@ impl Real {
                 for chunk in &t.sealed {
                     ids_in(chunk.bytes(), &mut ids);
                 }
-                ids_in(&t.current, &mut ids);
+                ids_in(t.current.bytes(), &mut ids);
                 (t.identity.tid, ids)
             })
             .filter(|(_, ids)| !ids.is_empty())

@@ -544,6 +544,29 @@ fn summary(path: &Path, top: usize) -> Result<(), Failure> {
         )?,
         None => writeln!(out, "  reason    {reason}")?,
     }
+    if let Some(event) = other.get("trigger_event") {
+        writeln!(
+            out,
+            "  error     {} {}: {}{}{} at {}",
+            event["level"].as_str().unwrap_or("?"),
+            event["target"].as_str().unwrap_or("?"),
+            match &event["message"] {
+                Value::String(message) => message.clone(),
+                Value::Null => String::new(),
+                other => other.to_string(),
+            },
+            match format_fields(&event["fields"]) {
+                f if f.is_empty() => String::new(),
+                f => format!(", {f}"),
+            },
+            if event["recorded"] == Value::Bool(false) {
+                " (not among the records: it could not be recorded)"
+            } else {
+                ""
+            },
+            event["location"].as_str().unwrap_or("?")
+        )?;
+    }
     if let Some(panic) = other.get("panic") {
         writeln!(
             out,
