@@ -27,7 +27,7 @@ use crate::error::{DumpError, DumpStage};
 use crate::files::{self, DumpInfo, FileModes};
 use crate::outcome::{DumpOutcome, SlowSpan, TriggerOutcome};
 use crate::quiet::quietly;
-use crate::snapshot::{Capture, Snapshot, Timebase};
+use crate::snapshot::{Capture, Timebase};
 use crate::storage::{lock, try_lock_until};
 
 /// Default directory for triggered dumps.
@@ -278,9 +278,9 @@ impl Dumper {
         dir: &Path,
         label: &str,
         context: &DumpContext,
-        snapshot: &Snapshot,
+        capture: &Capture,
     ) -> Result<DumpInfo, DumpError> {
-        self.inner.write_dump(dir, label, context, snapshot, None)
+        self.inner.write_dump(dir, label, context, capture, None)
     }
 
     pub(crate) fn report(&self, outcome: &DumpOutcome) {
@@ -292,14 +292,14 @@ impl Dumper {
     pub(crate) fn write_for_panic(
         &self,
         context: &DumpContext,
-        snapshot: &Snapshot,
+        capture: &Capture,
         deadline: Instant,
     ) -> Result<DumpInfo, DumpError> {
         self.inner.write_dump(
             &self.inner.config.dir,
             &context.label(),
             context,
-            snapshot,
+            capture,
             Some(deadline),
         )
     }
@@ -336,14 +336,14 @@ impl DumperInner {
 
     fn write_job(&self, job: Job) {
         self.delete_doomed();
-        let snapshot = Snapshot::decode(&self.timebase, job.capture);
         let result = self.write_dump(
             &self.config.dir,
             &job.context.label(),
             &job.context,
-            &snapshot,
+            &job.capture,
             None,
         );
+        drop(job.capture);
         let mut state = lock(&self.state);
         if let (Some(entry), Ok(info)) = (job.slowest_entry, &result)
             && !state.slowest.written(entry, info.path.clone())
@@ -380,18 +380,18 @@ impl DumperInner {
         dir: &Path,
         label: &str,
         context: &DumpContext,
-        snapshot: &Snapshot,
+        capture: &Capture,
         deadline: Option<Instant>,
     ) -> Result<DumpInfo, DumpError> {
         let started = Instant::now();
-        let stamp = snapshot.wall_time(snapshot.window_end_ns);
+        let stamp = chrome::window_end(capture, &self.timebase);
         let result = files::write_new_file(
             dir,
             label,
             stamp,
             self.config.gzip,
             self.config.modes,
-            |w| chrome::write(snapshot, context, w),
+            |w| chrome::write(capture, &self.timebase, context, w),
         );
         if let Ok(info) = &result {
             self.retain(dir, info, deadline);

@@ -93,7 +93,7 @@ impl ValueRef<'_> {
         }
     }
 
-    pub(crate) fn to_owned(self) -> FieldValue {
+    pub(crate) fn to_field_value(self) -> FieldValue {
         match self {
             ValueRef::U64(v) => FieldValue::U64(v),
             ValueRef::I64(v) => FieldValue::I64(v),
@@ -128,7 +128,7 @@ impl<'a> Fields<'a> {
         self.iter()
             .map(|(name, value)| Field {
                 name,
-                value: value.to_owned(),
+                value: value.to_field_value(),
             })
             .collect()
     }

@@ -204,7 +204,6 @@ impl Shared {
             end_raw: self.now(),
             dropped: self.dropped.load(Ordering::Relaxed),
         };
-        let snapshot = Snapshot::decode(&self.timebase, capture);
         let mut context = DumpContext::new(Reason::Panic);
         context.extra.push((
             "panic",
@@ -215,7 +214,7 @@ impl Shared {
             }),
         ));
         self.dumper
-            .write_for_panic(&context, &snapshot, deadline)
+            .write_for_panic(&context, &capture, deadline)
             .map(|dump| dump.path)
             .map_err(|err| format!("trace not saved: {err}"))
     }
@@ -344,8 +343,15 @@ impl FlightRecorder {
 
     /// [`write_to`](Self::write_to) with another `otherData.reason`.
     pub(crate) fn write_for<W: Write>(&self, reason: Reason, writer: W) -> io::Result<u64> {
-        let _serialized = lock(&self.shared().dump_lock);
-        chrome::write(&self.shared().snapshot(), &DumpContext::new(reason), writer)
+        let shared = self.shared();
+        let _serialized = lock(&shared.dump_lock);
+        let capture = shared.capture();
+        chrome::write(
+            &capture,
+            &shared.timebase,
+            &DumpContext::new(reason),
+            writer,
+        )
     }
 
     /// Serves snapshots over HTTP on `addr` (loopback only; see
@@ -382,9 +388,14 @@ impl FlightRecorder {
         let started = Instant::now();
         let result = {
             let _serialized = lock(&shared.dump_lock);
-            let snapshot = shared.snapshot();
+            let capture = shared.capture();
             files::write_file(path, shared.dumper.config().modes, |w| {
-                chrome::write(&snapshot, &DumpContext::new(Reason::Manual), w)
+                chrome::write(
+                    &capture,
+                    &shared.timebase,
+                    &DumpContext::new(Reason::Manual),
+                    w,
+                )
             })
         };
         shared.dumper.report(&DumpOutcome {
@@ -405,12 +416,12 @@ impl FlightRecorder {
     pub fn dump_to_dir(&self, dir: impl AsRef<Path>, label: &str) -> Result<DumpInfo, DumpError> {
         let shared = self.shared();
         let _serialized = lock(&shared.dump_lock);
-        let snapshot = shared.snapshot();
+        let capture = shared.capture();
         shared.dumper.write_now(
             dir.as_ref(),
             label,
             &DumpContext::new(Reason::Manual),
-            &snapshot,
+            &capture,
         )
     }
 

@@ -156,6 +156,15 @@ impl Timebase {
     pub(crate) fn nanos_since_anchor(&self, raw: u64) -> u64 {
         self.clock.delta_as_nanos(self.anchor_raw, raw)
     }
+
+    /// Wall-clock time of a timestamp.
+    pub(crate) fn wall_time(&self, timestamp_ns: u64) -> DateTime<Utc> {
+        wall_time(self.anchor_wall, timestamp_ns)
+    }
+}
+
+fn wall_time(anchor: DateTime<Utc>, timestamp_ns: u64) -> DateTime<Utc> {
+    anchor + chrono::Duration::nanoseconds(timestamp_ns.min(i64::MAX as u64) as i64)
 }
 
 /// Chunks and counters copied at one instant, not yet decoded.
@@ -204,7 +213,7 @@ impl Snapshot {
 
     /// Wall-clock time of a timestamp.
     pub fn wall_time(&self, timestamp_ns: u64) -> DateTime<Utc> {
-        self.anchor + chrono::Duration::nanoseconds(timestamp_ns.min(i64::MAX as u64) as i64)
+        wall_time(self.anchor, timestamp_ns)
     }
 }
 

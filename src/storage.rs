@@ -135,15 +135,7 @@ pub(crate) struct RawThread {
 }
 
 impl RawThread {
-    /// The chunks in order: sealed, then the copy of the current one.
-    pub(crate) fn chunks(&self) -> impl Iterator<Item = &Chunk> {
-        self.sealed
-            .iter()
-            .map(|chunk| &**chunk)
-            .chain(std::iter::once(&self.current))
-    }
-
-    /// Chunk `index` of [`chunks`](Self::chunks).
+    /// Chunk `index`: sealed ones first, then the copy of the current one.
     pub(crate) fn chunk(&self, index: usize) -> Option<&Chunk> {
         match self.sealed.get(index) {
             Some(chunk) => Some(chunk),
