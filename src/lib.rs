@@ -44,7 +44,10 @@ pub use env::ENV_VARS;
 pub use error::{BuildError, DumpError, DumpStage};
 pub use files::DumpInfo;
 #[cfg(feature = "http")]
-pub use http::{HttpConfig, HttpError, HttpServer, SNAPSHOT_PATH};
+pub use http::{
+    HttpConfig, HttpError, HttpServer, MAX_BODIES_IN_FLIGHT, MAX_HEADER_BYTES, MAX_HEADERS,
+    SNAPSHOT_PATH,
+};
 pub use layer::FlightRecorderLayer;
 pub use outcome::{DumpOutcome, SlowSpan, TriggerOutcome};
 pub use record::{Field, FieldValue, TRUNCATION_MARKER};

@@ -394,3 +394,127 @@ fn stalled_clients_neither_break_the_server_nor_hold_up_shutdown() {
     drop(server);
     assert!(stopping.elapsed() < Duration::from_secs(5));
 }
+
+/// Sends `head` then streams `filler` until the server closes the connection (or `limit` bytes
+/// went out); returns the status line it answered with, if any.
+fn hostile_request(addr: std::net::SocketAddr, head: &[u8], filler: &[u8], limit: usize) -> String {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let _ = stream.write_all(head);
+    let mut sent = 0;
+    while sent < limit && stream.write_all(filler).is_ok() {
+        sent += filler.len();
+    }
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// A 64 MiB header line, and two million header lines: 431 (or the connection closed), and the
+/// server's memory does not follow what the client sends.
+#[test]
+fn huge_and_countless_headers_get_431_and_cost_no_memory() {
+    if !common::in_own_process("huge_and_countless_headers_get_431_and_cost_no_memory") {
+        return;
+    }
+    let (_dispatch, recorder) = common::recorder_with(1 << 20);
+    let server = recorder.serve_http("127.0.0.1:0").unwrap();
+    let before = vm_rss_bytes().unwrap();
+    let huge = hostile_request(
+        server.local_addr(),
+        b"GET /debug/trace/snapshot HTTP/1.1\r\nHost: x\r\nX-Huge: ",
+        &[b'x'; 64 << 10],
+        64 << 20,
+    );
+    assert!(
+        huge.is_empty() || huge.contains("431"),
+        "a 64 MiB header line: {huge:?}"
+    );
+    let countless = hostile_request(
+        server.local_addr(),
+        b"GET /debug/trace/snapshot HTTP/1.1\r\nHost: x\r\n",
+        &b"X-A: b\r\n".repeat(8 << 10),
+        2_000_000 * 8,
+    );
+    assert!(
+        countless.is_empty() || countless.contains("431"),
+        "two million header lines: {countless:?}"
+    );
+    // Just over the line count: a clear 431.
+    let mut request = agent().get(server.url());
+    for n in 0..tracing_blackbox::MAX_HEADERS + 1 {
+        request = request.header(format!("X-Header-{n}"), "v");
+    }
+    assert_eq!(request.call().unwrap().status(), 431);
+    let long = "v".repeat(tracing_blackbox::MAX_HEADER_BYTES);
+    let response = agent().get(server.url()).header("X-Long", &long).call();
+    assert_eq!(response.unwrap().status(), 431);
+    let growth = vm_rss_bytes().unwrap().saturating_sub(before);
+    println!("hostile headers: VmRSS grew by {growth} bytes");
+    assert!(growth < 8 << 20, "VmRSS grew by {growth} bytes");
+    assert_eq!(agent().get(server.url()).call().unwrap().status(), 200);
+}
+
+/// Clients that ask for a full buffer's snapshot and never read it: they hold at most
+/// `MAX_BODIES_IN_FLIGHT` responses, a legitimate request is answered at once (503 while they
+/// hold them), and once the timeout drops them, snapshots are served again.
+#[test]
+fn clients_that_never_read_hold_neither_memory_nor_the_endpoint() {
+    if !common::in_own_process("clients_that_never_read_hold_neither_memory_nor_the_endpoint") {
+        return;
+    }
+    use std::io::Write;
+    let (layer, recorder) = FlightRecorder::builder().build().unwrap();
+    tracing::dispatcher::with_default(&common::dispatch(layer), || {
+        for i in 0..400_000u64 {
+            info!(i, "a full default buffer");
+        }
+    });
+    let timeout = Duration::from_secs(3);
+    let server = recorder
+        .serve_http_with(HttpConfig::new("127.0.0.1:0").timeout(timeout))
+        .unwrap();
+    let before = vm_rss_bytes().unwrap();
+    let stalled: Vec<_> = (0..4)
+        .map(|_| {
+            let mut stream = std::net::TcpStream::connect(server.local_addr()).unwrap();
+            stream
+                .write_all(b"GET /debug/trace/snapshot HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            stream
+        })
+        .collect();
+    // A legitimate request meanwhile is answered, not left waiting.
+    let asked = std::time::Instant::now();
+    let status = agent().get(server.url()).call().unwrap().status();
+    assert!(
+        asked.elapsed() < Duration::from_secs(2) || status == 200,
+        "answered after {:?} with {status}",
+        asked.elapsed()
+    );
+    // Once the timeout has dropped the clients that stopped reading, snapshots are served.
+    std::thread::sleep(timeout + Duration::from_secs(1));
+    let mut response = agent().get(server.url()).call().unwrap();
+    assert_eq!(response.status(), 200);
+    let dump = body(&mut response);
+    assert!(dump.len() > 10 << 20);
+    let growth = vm_rss_bytes().unwrap().saturating_sub(before);
+    println!(
+        "stalled readers: VmRSS grew by {growth} bytes, a dump is {} bytes",
+        dump.len()
+    );
+    let bound = (tracing_blackbox::MAX_BODIES_IN_FLIGHT + 1) * dump.len() + (16 << 20);
+    assert!(
+        growth < bound,
+        "VmRSS grew by {growth} bytes (bound {bound})"
+    );
+    drop(stalled);
+}

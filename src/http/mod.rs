@@ -1,0 +1,305 @@
+//! The `/debug/trace/snapshot` HTTP endpoint (feature `http`): hyper on a small runtime thread
+//! of its own, with hard bounds.
+//!
+//! Bounds that hold whatever clients do: request heads at most [`MAX_HEADER_BYTES`] and
+//! [`MAX_HEADERS`] lines (431 beyond); a client that does not finish its request head within
+//! the timeout, or stops reading a response for that long, is disconnected; at most
+//! `max_connections` connections (more are closed at once); one snapshot encoded at a time and
+//! [`MAX_BODIES_IN_FLIGHT`] responses being sent (503 with `Retry-After` beyond). Snapshots are
+//! encoded on a blocking thread under `NoSubscriber`; the runtime thread only moves bytes, so
+//! one slow client never holds up another. HTTP dumps are never rate-limited by the trigger
+//! cooldown.
+
+mod endpoint;
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::sync::{Notify, Semaphore};
+use tokio_io_timeout::TimeoutStream;
+
+use crate::recorder::FlightRecorder;
+use endpoint::Endpoint;
+
+/// The endpoint's path.
+pub const SNAPSHOT_PATH: &str = "/debug/trace/snapshot";
+
+/// Largest request head (request line and headers) accepted; larger ones get 431.
+pub const MAX_HEADER_BYTES: usize = 16 << 10;
+/// Most header lines accepted in one request; more get 431.
+pub const MAX_HEADERS: usize = 64;
+/// Snapshot responses being sent at once; a further request gets 503 until one is done.
+pub const MAX_BODIES_IN_FLIGHT: usize = 2;
+
+/// How [`FlightRecorder::serve_http_with`] serves.
+#[derive(Clone)]
+#[must_use = "a configuration does nothing until passed to `serve_http_with`"]
+pub struct HttpConfig {
+    addr: String,
+    token: Option<String>,
+    allow_non_loopback: bool,
+    timeout: Duration,
+    max_connections: usize,
+}
+
+impl fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("addr", &self.addr)
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("allow_non_loopback", &self.allow_non_loopback)
+            .field("timeout", &self.timeout)
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+impl HttpConfig {
+    /// How long a client may take to send its request head, or leave a response unread.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Connections served at once.
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+
+    /// Serve on `addr`, for example `"127.0.0.1:6060"` (port 0 picks a free port).
+    pub fn new(addr: impl Into<String>) -> Self {
+        HttpConfig {
+            addr: addr.into(),
+            token: None,
+            allow_non_loopback: false,
+            timeout: Self::DEFAULT_TIMEOUT,
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+
+    /// Require `Authorization: Bearer <token>`; other requests get 401 and no data. An empty
+    /// token is refused when the server starts ([`HttpError::EmptyToken`]).
+    pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// Allow an address other than loopback. A dump holds whatever spans and events record:
+    /// expose it beyond this machine only on purpose, and with a token.
+    pub fn allow_non_loopback(mut self, allow: bool) -> Self {
+        self.allow_non_loopback = allow;
+        self
+    }
+
+    /// How long a client may take to send its request head, and how long a response may wait
+    /// for a client that stopped reading (default 10 s); then it is disconnected.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Connections served at once (default 256); further ones are closed as they come.
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = connections;
+        self
+    }
+}
+
+/// Why the endpoint could not start.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum HttpError {
+    /// The address does not parse or resolve.
+    Address {
+        /// The address given.
+        addr: String,
+        /// Why.
+        message: String,
+    },
+    /// The address is not loopback, and `allow_non_loopback` was not set.
+    NotLoopback {
+        /// The address given.
+        addr: SocketAddr,
+    },
+    /// [`HttpConfig::bearer_token`] was given an empty token, which would let requests with no
+    /// `Authorization` header through.
+    EmptyToken,
+    /// The socket could not be bound (in use, no permission), or the server's thread could
+    /// not be started.
+    Bind {
+        /// The address given.
+        addr: SocketAddr,
+        /// Why.
+        message: String,
+    },
+}
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HttpError::Address { addr, message } => {
+                write!(f, "cannot use {addr:?} as an address: {message}")
+            }
+            HttpError::NotLoopback { addr } => write!(
+                f,
+                "{addr} is not a loopback address; serving snapshots beyond this machine needs \
+                 HttpConfig::allow_non_loopback(true)"
+            ),
+            HttpError::Bind { addr, message } => write!(f, "cannot listen on {addr}: {message}"),
+            HttpError::EmptyToken => f.write_str(
+                "the bearer token is empty; an empty token would admit requests without one",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for HttpError {}
+
+/// The running endpoint. Dropping it stops the server and frees the port.
+#[must_use = "the server stops when this guard is dropped"]
+pub struct HttpServer {
+    addr: SocketAddr,
+    shutdown: Arc<Notify>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for HttpServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpServer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpServer {
+    /// The address it listens on (with the real port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The snapshot URL, for printing: `http://<addr>/debug/trace/snapshot`.
+    pub fn url(&self) -> String {
+        format!("http://{}{SNAPSHOT_PATH}", self.addr)
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        // The accept loop closes the listening socket and the runtime drops every connection;
+        // once the thread is joined, the port is free.
+        self.shutdown.notify_one();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+pub(crate) fn serve(
+    recorder: &FlightRecorder,
+    config: HttpConfig,
+) -> Result<HttpServer, HttpError> {
+    let addr = config
+        .addr
+        .to_socket_addrs()
+        .map_err(|e| HttpError::Address {
+            addr: config.addr.clone(),
+            message: e.to_string(),
+        })?
+        .next()
+        .ok_or_else(|| HttpError::Address {
+            addr: config.addr.clone(),
+            message: "it resolves to nothing".to_owned(),
+        })?;
+    if config.token.as_deref() == Some("") {
+        return Err(HttpError::EmptyToken);
+    }
+    if !addr.ip().is_loopback() && !config.allow_non_loopback {
+        return Err(HttpError::NotLoopback { addr });
+    }
+    let bind_error = |e: std::io::Error| HttpError::Bind {
+        addr,
+        message: e.to_string(),
+    };
+    let listener = std::net::TcpListener::bind(addr).map_err(bind_error)?;
+    listener.set_nonblocking(true).map_err(bind_error)?;
+    let addr = listener.local_addr().map_err(bind_error)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .max_blocking_threads(2)
+        .thread_name("blackbox-http")
+        .build()
+        .map_err(bind_error)?;
+    let shutdown = Arc::new(Notify::new());
+    let endpoint = Arc::new(Endpoint::new(recorder.clone(), config.token));
+    let server = Server {
+        endpoint,
+        timeout: config.timeout,
+        connections: Arc::new(Semaphore::new(config.max_connections)),
+        shutdown: Arc::clone(&shutdown),
+    };
+    let thread = std::thread::Builder::new()
+        .name("blackbox-http".to_owned())
+        .spawn(move || {
+            runtime.block_on(server.run(listener));
+            // Connections still open are dropped; an encoding in flight finishes on its own.
+            runtime.shutdown_timeout(Duration::from_millis(100));
+        })
+        .map_err(bind_error)?;
+    Ok(HttpServer {
+        addr,
+        shutdown,
+        thread: Some(thread),
+    })
+}
+
+struct Server {
+    endpoint: Arc<Endpoint>,
+    timeout: Duration,
+    connections: Arc<Semaphore>,
+    shutdown: Arc<Notify>,
+}
+
+impl Server {
+    async fn run(self, listener: std::net::TcpListener) {
+        let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+            return;
+        };
+        loop {
+            let accepted = tokio::select! {
+                () = self.shutdown.notified() => return,
+                accepted = listener.accept() => accepted,
+            };
+            let stream = match accepted {
+                Ok((stream, _)) => stream,
+                // Out of file descriptors, say: wait a moment rather than spin.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            // Over the cap, the connection is closed as it comes.
+            let Ok(permit) = Arc::clone(&self.connections).try_acquire_owned() else {
+                continue;
+            };
+            let mut stream = TimeoutStream::new(stream);
+            stream.set_write_timeout(Some(self.timeout));
+            let endpoint = Arc::clone(&self.endpoint);
+            let timeout = self.timeout;
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |request| {
+                    let endpoint = Arc::clone(&endpoint);
+                    async move { Ok::<_, std::convert::Infallible>(endpoint.answer(request).await) }
+                });
+                let _ = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(timeout)
+                    .max_buf_size(MAX_HEADER_BYTES)
+                    .max_header_size(MAX_HEADER_BYTES)
+                    .max_headers(MAX_HEADERS)
+                    .serve_connection(TokioIo::new(Box::pin(stream)), service)
+                    .await;
+                drop(permit);
+            });
+        }
+    }
+}
