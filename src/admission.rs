@@ -24,6 +24,7 @@ pub(crate) enum Reason {
     /// `write_to`, `dump_to_file`, `dump_to_dir`.
     Manual,
     /// The snapshot endpoint.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
     Http,
     /// [`FlightRecorder::trigger`](crate::FlightRecorder::trigger) with the user's label.
     User(String),
