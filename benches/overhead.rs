@@ -16,9 +16,10 @@
 //!
 //! Run: `cargo bench --bench overhead`; summarize: `python3 benches/summarize.py`.
 
+mod common;
+
 use std::hint::black_box;
-use std::sync::Barrier;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use tracing::{Dispatch, Subscriber, info, info_span};
@@ -221,28 +222,6 @@ fn instrumented_future(i: u64) {
     while future.as_mut().poll(&mut cx).is_pending() {}
 }
 
-/// Runs `iters` static events on each of `threads` threads at once; returns the wall time.
-fn on_threads(dispatch: &Dispatch, threads: usize, iters: u64) -> Duration {
-    let barrier = Barrier::new(threads + 1);
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                tracing::dispatcher::with_default(dispatch, || {
-                    barrier.wait();
-                    for _ in 0..iters {
-                        event_static();
-                    }
-                    barrier.wait();
-                })
-            });
-        }
-        barrier.wait();
-        let start = Instant::now();
-        barrier.wait();
-        start.elapsed()
-    })
-}
-
 fn overhead(c: &mut Criterion) {
     for (group_name, workload) in [
         ("event_static", 0),
@@ -292,7 +271,9 @@ fn overhead(c: &mut Criterion) {
         let setup = setup(name);
         for threads in [1usize, 2] {
             group.bench_function(format!("{}/{threads}", setup.name), |b| {
-                b.iter_custom(|iters| on_threads(&setup.dispatch, threads, iters))
+                b.iter_custom(|iters| {
+                    common::on_threads(&setup.dispatch, threads, iters, |_| event_static())
+                })
             });
         }
     }

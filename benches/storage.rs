@@ -10,7 +10,8 @@
 //!
 //! Run: `cargo bench --bench storage`.
 
-use std::sync::Barrier;
+mod common;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -47,28 +48,6 @@ fn churn_batch(dispatch: &Dispatch, batch: u64, worst_nanos: &AtomicU64) -> Dura
         worst_nanos.fetch_max(took, Ordering::Relaxed);
     }
     started.elapsed()
-}
-
-/// Runs `iters` events from `event` on each of `threads` threads at once; returns wall time.
-fn on_threads(dispatch: &Dispatch, threads: usize, iters: u64, event: fn(u64)) -> Duration {
-    let barrier = Barrier::new(threads + 1);
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                tracing::dispatcher::with_default(dispatch, || {
-                    barrier.wait();
-                    for i in 0..iters {
-                        event(i);
-                    }
-                    barrier.wait();
-                })
-            });
-        }
-        barrier.wait();
-        let start = Instant::now();
-        barrier.wait();
-        start.elapsed()
-    })
 }
 
 fn info_event(i: u64) {
@@ -131,7 +110,7 @@ fn storage(c: &mut Criterion) {
     ] {
         for threads in [1usize, 2] {
             group.bench_function(format!("{name}/{threads}"), |b| {
-                b.iter_custom(|iters| on_threads(&dispatch, threads, iters, event))
+                b.iter_custom(|iters| common::on_threads(&dispatch, threads, iters, event))
             });
         }
     }

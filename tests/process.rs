@@ -241,17 +241,6 @@ fn a_full_disk_reports_an_error_leaves_nothing_and_recording_goes_on() {
     assert_eq!(common::files_in(dir.path()).len(), 1, "only the small dump");
 }
 
-fn vm_hwm_bytes() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    line.split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse::<usize>()
-        .unwrap()
-        * 1024
-}
-
 /// Sixteen threads panicking at once share one panic dump: one snapshot, one file, and peak
 /// memory bounded by one dump instead of sixteen.
 #[test]
@@ -268,7 +257,7 @@ fn a_panic_storm_shares_one_dump() {
         for i in 0..100_000u64 {
             info!(i, "filling the buffer");
         }
-        let before = vm_hwm_bytes();
+        let before = common::peak_rss();
         let barrier = std::sync::Barrier::new(16);
         std::thread::scope(|scope| {
             let workers: Vec<_> = (0..16)
@@ -284,7 +273,7 @@ fn a_panic_storm_shares_one_dump() {
                 assert!(worker.join().is_err());
             }
         });
-        println!("PEAK_GROWTH {}", vm_hwm_bytes().saturating_sub(before));
+        println!("PEAK_GROWTH {}", common::peak_rss().saturating_sub(before));
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -9,18 +9,6 @@ use std::time::{Duration, Instant};
 use tracing::info;
 use tracing_blackbox::FlightRecorder;
 
-/// Peak resident memory so far (VmHWM), in bytes.
-fn peak_rss() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    line.split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse::<usize>()
-        .unwrap()
-        * 1024
-}
-
 /// Errors as fast as the recorder accepts them, with no cooldown, while two threads record
 /// without pause: queued snapshots pin chunks that recording then cannot reuse, so the
 /// recorder must stop admitting dumps once they hold a budget's worth.
@@ -46,7 +34,7 @@ fn an_error_storm_without_cooldown_stays_within_the_memory_bound() {
             info!(i, text = "some payload to fill the buffer", "warm up");
         }
     });
-    let before = peak_rss();
+    let before = common::peak_rss();
     let stop = Instant::now() + Duration::from_millis(1500);
     std::thread::scope(|scope| {
         for _ in 0..2 {
@@ -72,7 +60,7 @@ fn an_error_storm_without_cooldown_stays_within_the_memory_bound() {
         });
     });
     recorder.flush();
-    let growth = peak_rss().saturating_sub(before);
+    let growth = common::peak_rss().saturating_sub(before);
     let bound = 4 * max_bytes + (8 << 20);
     println!("error storm: peak grew by {growth} bytes (bound {bound})");
     assert!(
@@ -98,40 +86,35 @@ fn a_dump_of_many_distinct_spans_stays_within_the_memory_bound() {
     use tracing_core::field::FieldSet;
     use tracing_core::{Kind, Level, Metadata};
 
+    /// A span callsite's metadata, without fields.
+    const fn span_metadata(name: &'static str) -> Metadata<'static> {
+        Metadata::new(
+            name,
+            "storms",
+            Level::INFO,
+            None,
+            None,
+            None,
+            FieldSet::new(&[], tracing_core::identify_callsite!(&CALLSITE)),
+            Kind::SPAN,
+        )
+    }
     static CALLSITE: DefaultCallsite = DefaultCallsite::new(&META);
-    static META: Metadata<'static> = Metadata::new(
-        "span",
-        "storms",
-        Level::INFO,
-        None,
-        None,
-        None,
-        FieldSet::new(&[], tracing_core::identify_callsite!(&CALLSITE)),
-        Kind::SPAN,
-    );
+    static META: Metadata<'static> = span_metadata("span");
     let max_bytes = tracing_blackbox::DEFAULT_MAX_BYTES;
     let (layer, recorder) = FlightRecorder::builder().build().unwrap();
     let dispatch = common::dispatch(layer);
     tracing::dispatcher::with_default(&dispatch, || {
         for n in 0..100_000u64 {
             let name: &'static str = Box::leak(format!("span_{n}").into_boxed_str());
-            let metadata: &'static Metadata<'static> = Box::leak(Box::new(Metadata::new(
-                name,
-                "storms",
-                Level::INFO,
-                None,
-                None,
-                None,
-                FieldSet::new(&[], tracing_core::identify_callsite!(&CALLSITE)),
-                Kind::SPAN,
-            )));
+            let metadata: &'static Metadata<'static> = Box::leak(Box::new(span_metadata(name)));
             let span = tracing::Span::new(metadata, &metadata.fields().value_set(&[]));
             let _entered = span.enter();
         }
     });
-    let before = peak_rss();
+    let before = common::peak_rss();
     let written = recorder.write_to(std::io::sink()).unwrap();
-    let growth = peak_rss().saturating_sub(before);
+    let growth = common::peak_rss().saturating_sub(before);
     let bound = 3 * max_bytes;
     println!(
         "distinct spans: a {written}-byte dump grew the peak by {growth} bytes (bound {bound})"

@@ -43,26 +43,29 @@ pub(super) const MANY_THREADS: u32 = u32::MAX - 1;
 
 impl Default for SpanInfo {
     fn default() -> Self {
-        SpanInfo {
-            metadata: None,
-            parent: 0,
-            opened_ts: 0,
-            closed_ts: 0,
-            opened_thread: NONE,
-            closed_thread: NONE,
-            first_seen_thread: NONE,
-            created: RecordAt {
-                thread: NONE,
-                chunk: 0,
-                offset: 0,
-            },
-            slice_thread: NONE,
-            updated: false,
-        }
+        SpanInfo::UNKNOWN
     }
 }
 
 impl SpanInfo {
+    /// A span nothing is known of yet.
+    const UNKNOWN: SpanInfo = SpanInfo {
+        metadata: None,
+        parent: 0,
+        opened_ts: 0,
+        closed_ts: 0,
+        opened_thread: NONE,
+        closed_thread: NONE,
+        first_seen_thread: NONE,
+        created: RecordAt {
+            thread: NONE,
+            chunk: 0,
+            offset: 0,
+        },
+        slice_thread: NONE,
+        updated: false,
+    };
+
     pub(super) fn parent(&self) -> Option<u64> {
         (self.parent != 0).then_some(self.parent)
     }
@@ -154,22 +157,7 @@ impl SpanTable {
 
     /// Every span referenced is in the table; an empty entry stands in rather than a panic.
     pub(super) fn get(&self, span: u64) -> &SpanInfo {
-        static UNKNOWN: SpanInfo = SpanInfo {
-            metadata: None,
-            parent: 0,
-            opened_ts: 0,
-            closed_ts: 0,
-            opened_thread: NONE,
-            closed_thread: NONE,
-            first_seen_thread: NONE,
-            created: RecordAt {
-                thread: NONE,
-                chunk: 0,
-                offset: 0,
-            },
-            slice_thread: NONE,
-            updated: false,
-        };
+        static UNKNOWN: SpanInfo = SpanInfo::UNKNOWN;
         self.spans.get(&span).unwrap_or(&UNKNOWN)
     }
 

@@ -200,3 +200,15 @@ pub fn in_own_process(test: &str) -> bool {
     );
     false
 }
+
+/// The process's peak resident memory so far (VmHWM), in bytes.
+pub fn peak_rss() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<usize>()
+        .unwrap()
+        * 1024
+}
