@@ -178,6 +178,7 @@ impl Shared {
             }
             return;
         }
+        *lock(&self.panic_dump) = None;
         let result = self.write_panic_dump(info);
         match &result {
             Ok(path) => eprintln!("tracing-blackbox: panic: trace saved to {}", path.display()),
