@@ -44,6 +44,8 @@ pub(crate) struct Settings {
 const PANIC_LOCK_PATIENCE: Duration = Duration::from_millis(500);
 /// How long a panic waits for a concurrent panic's dump, which it then shares.
 const PANIC_SHARE_PATIENCE: Duration = Duration::from_secs(10);
+/// A panic this soon after a panic dump shares it: one storm, one dump.
+const PANIC_SHARE_WINDOW: Duration = Duration::from_secs(1);
 
 /// State shared by the layer and every handle.
 pub(crate) struct Shared {
@@ -59,8 +61,9 @@ pub(crate) struct Shared {
     dump_lock: Mutex<()>,
     /// A panic dump is being written: concurrent panics wait for it and share it.
     panic_dumping: AtomicBool,
-    /// The last panic dump's file (or why there is none), for panics that share it.
-    panic_dump: Mutex<Option<Result<std::path::PathBuf, String>>>,
+    /// When the last panic dump was done, and its file (or why there is none), for panics
+    /// that share it.
+    panic_dump: Mutex<Option<(Instant, Result<std::path::PathBuf, String>)>>,
     pub(crate) dumper: Dumper,
     /// Latency trigger state, when a threshold is configured.
     pub(crate) slow: Option<SlowSpans>,
@@ -159,23 +162,32 @@ impl Shared {
 
     /// From a panic hook: writes a dump synchronously, without waiting on a lock the panicking
     /// thread may hold. A dump that cannot be taken safely is skipped, and says why on stderr.
-    /// Panics that come while one is being dumped wait for that dump and share it, so a panic
-    /// storm costs one snapshot.
+    /// Panics that come while one is being dumped, or within a second after, share that dump,
+    /// so a panic storm costs one snapshot.
     pub(crate) fn dump_for_panic(&self, info: &std::panic::PanicHookInfo<'_>) {
+        let shared_path = |dump: &Option<(Instant, Result<std::path::PathBuf, String>)>| {
+            dump.as_ref().and_then(|(done, result)| {
+                let path = result.as_ref().ok()?;
+                (done.elapsed() < PANIC_SHARE_WINDOW).then(|| path.clone())
+            })
+        };
         if self.panic_dumping.swap(true, Ordering::AcqRel) {
             let deadline = Instant::now() + PANIC_SHARE_PATIENCE;
             while self.panic_dumping.load(Ordering::Acquire) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(2));
             }
-            match &*lock(&self.panic_dump) {
-                Some(Ok(path)) => eprintln!(
-                    "tracing-blackbox: panic: trace saved to {} (with a concurrent panic)",
-                    path.display()
-                ),
-                _ => eprintln!(
+            match shared_path(&lock(&self.panic_dump)) {
+                Some(path) => Self::report_shared_panic_dump(&path),
+                None => eprintln!(
                     "tracing-blackbox: panic: no trace of its own (a concurrent panic's dump is in progress or failed)"
                 ),
             }
+            return;
+        }
+        let recent = shared_path(&lock(&self.panic_dump));
+        if let Some(path) = recent {
+            self.panic_dumping.store(false, Ordering::Release);
+            Self::report_shared_panic_dump(&path);
             return;
         }
         *lock(&self.panic_dump) = None;
@@ -184,8 +196,15 @@ impl Shared {
             Ok(path) => eprintln!("tracing-blackbox: panic: trace saved to {}", path.display()),
             Err(why) => eprintln!("tracing-blackbox: panic: {why}"),
         }
-        *lock(&self.panic_dump) = Some(result);
+        *lock(&self.panic_dump) = Some((Instant::now(), result));
         self.panic_dumping.store(false, Ordering::Release);
+    }
+
+    fn report_shared_panic_dump(path: &std::path::Path) {
+        eprintln!(
+            "tracing-blackbox: panic: trace saved to {} (with a concurrent panic)",
+            path.display()
+        );
     }
 
     fn write_panic_dump(
