@@ -4,15 +4,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::dump::DumpConfig;
-use crate::outcome::DumpOutcome;
+use crate::dump::outcome::DumpOutcome;
+use crate::dump::worker::DumpConfig;
 use tracing_core::Level;
 
 use crate::error::BuildError;
-use crate::layer::FlightRecorderLayer;
+use crate::record::layer::FlightRecorderLayer;
+use crate::record::redact::Redaction;
+use crate::record::span_timing::{SlowSpanConfig, SpanTiming};
 use crate::recorder::{FlightRecorder, Settings, Shared};
-use crate::redact::Redaction;
-use crate::slow::{SlowSpanConfig, SpanTiming};
 
 /// Default hard cap on record storage: 10 MiB, as Go's `FlightRecorder`.
 pub const DEFAULT_MAX_BYTES: usize = 10 << 20;
@@ -37,7 +37,7 @@ fn install_panic_hook(shared: &Arc<Shared>) {
     std::panic::set_hook(Box::new(move |info| {
         // A panic inside an `on_dump` callback is caught and reported by its runner.
         if let Some(shared) = recorder.upgrade()
-            && !crate::callback::in_callback()
+            && !crate::dump::callback::in_callback()
         {
             shared.dump_for_panic(info);
         }
@@ -398,7 +398,7 @@ impl Builder {
         let shared = Arc::new(shared);
         #[cfg(all(unix, feature = "signal"))]
         if self.dump_on_signal && self.enabled {
-            crate::signal::install(&shared).map_err(|e| BuildError::Signal {
+            crate::trigger::signal::install(&shared).map_err(|e| BuildError::Signal {
                 message: e.to_string(),
             })?;
         }

@@ -7,51 +7,39 @@
     clippy::undocumented_unsafe_blocks
 )]
 
-mod admission;
 #[cfg(feature = "cli")]
 pub mod analyze;
 mod builder;
-mod callback;
-mod chrome;
-mod context;
 mod dump;
 mod env;
 mod error;
-mod files;
-#[cfg(feature = "http")]
-mod http;
-mod layer;
-mod outcome;
-mod quiet;
-mod reader;
 mod record;
 mod recorder;
-mod redact;
-#[cfg(all(unix, feature = "signal"))]
-mod signal;
-mod slow;
-mod snapshot;
-mod storage;
+#[cfg(feature = "http")]
+mod serve;
+mod sync;
+mod trigger;
+#[path = "analyze/validate.rs"]
 pub mod validate;
 
 pub use builder::{
     Builder, DEFAULT_MAX_BYTES, DEFAULT_MAX_FIELD_LEN, DEFAULT_MIN_AGE, MAX_FIELD_LEN_LIMIT,
     MAX_MAX_BYTES, MIN_MAX_BYTES,
 };
-pub use chrome::FORMAT_VERSION;
-pub use dump::{DEFAULT_COOLDOWN, DEFAULT_DUMP_DIR, DEFAULT_QUEUE_CAPACITY};
+pub use dump::chrome::FORMAT_VERSION;
+pub use dump::files::DumpInfo;
+pub use dump::outcome::{DumpOutcome, SlowSpan, TriggerOutcome};
+pub use dump::snapshot::{Counters, ORPHAN_SPAN_BIT, Record, RecordKind, Snapshot, ThreadInfo};
+pub use dump::worker::{DEFAULT_COOLDOWN, DEFAULT_DUMP_DIR, DEFAULT_QUEUE_CAPACITY};
 pub use env::ENV_VARS;
 pub use error::{BuildError, DumpError, DumpStage};
-pub use files::DumpInfo;
+pub use record::encode::{Field, FieldValue, TRUNCATION_MARKER};
+pub use record::layer::FlightRecorderLayer;
+pub use record::redact::{DEFAULT_REDACTED_FIELDS, REDACTED};
+pub use record::span_timing::SpanTiming;
+pub use recorder::FlightRecorder;
 #[cfg(feature = "http")]
-pub use http::{
+pub use serve::{
     HttpConfig, HttpError, HttpServer, MAX_BODIES_IN_FLIGHT, MAX_HEADER_BYTES, MAX_HEADERS,
     SNAPSHOT_PATH,
 };
-pub use layer::FlightRecorderLayer;
-pub use outcome::{DumpOutcome, SlowSpan, TriggerOutcome};
-pub use record::{Field, FieldValue, TRUNCATION_MARKER};
-pub use recorder::FlightRecorder;
-pub use redact::{DEFAULT_REDACTED_FIELDS, REDACTED};
-pub use slow::SpanTiming;
-pub use snapshot::{Counters, ORPHAN_SPAN_BIT, Record, RecordKind, Snapshot, ThreadInfo};

@@ -11,20 +11,21 @@ use chrono::Utc;
 
 use tracing_core::Level;
 
-use crate::admission::Reason;
 use crate::builder::Builder;
-use crate::callback::panic_message;
-use crate::chrome;
-use crate::context::{DumpContext, TriggerEvent, TriggerInfo};
-use crate::dump::{DROP_FLUSH_TIMEOUT, DumpConfig, Dumper};
+use crate::dump::callback::panic_message;
+use crate::dump::chrome;
+use crate::dump::context::{DumpContext, TriggerEvent, TriggerInfo};
+use crate::dump::files::{self, DumpInfo};
+use crate::dump::outcome::{DumpOutcome, TriggerOutcome};
+use crate::dump::snapshot::{Capture, Snapshot, Timebase};
+use crate::dump::worker::{DROP_FLUSH_TIMEOUT, DumpConfig, Dumper};
 use crate::error::DumpError;
-use crate::files::{self, DumpInfo};
-use crate::outcome::{DumpOutcome, TriggerOutcome};
-use crate::record::Encoded;
-use crate::redact::Redaction;
-use crate::slow::{Breach, SlowSpanConfig, SlowSpans, SpanTiming};
-use crate::snapshot::{Capture, Snapshot, Timebase};
-use crate::storage::{Storage, StorageLimits, ThreadBuffer, lock};
+use crate::record::encode::Encoded;
+use crate::record::redact::Redaction;
+use crate::record::span_timing::{Breach, SlowSpanConfig, SlowSpans, SpanTiming};
+use crate::record::storage::{Storage, StorageLimits, ThreadBuffer};
+use crate::sync::lock;
+use crate::trigger::admission::Reason;
 
 /// What the builder decided.
 pub(crate) struct Settings {
@@ -385,7 +386,7 @@ impl FlightRecorder {
     /// ```
     #[cfg(feature = "http")]
     pub fn serve_http(&self, addr: &str) -> Result<crate::HttpServer, crate::HttpError> {
-        crate::http::serve(self, crate::HttpConfig::new(addr))
+        crate::serve::serve(self, crate::HttpConfig::new(addr))
     }
 
     /// [`serve_http`](Self::serve_http) with a bearer token, or on a non-loopback address.
@@ -394,7 +395,7 @@ impl FlightRecorder {
         &self,
         config: crate::HttpConfig,
     ) -> Result<crate::HttpServer, crate::HttpError> {
-        crate::http::serve(self, config)
+        crate::serve::serve(self, config)
     }
 
     /// Writes a dump to `path`, atomically: the trace goes to a temporary file beside it

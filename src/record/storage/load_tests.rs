@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::model_tests::{Real, nanos_between, record};
 use super::*;
-use crate::record::Encoded;
+use crate::record::encode::Encoded;
 
 /// The defect a hostile burst found: one thread writing more than the default budget within
 /// `min_age` lost the middle of its records instead of the oldest ones.

@@ -12,7 +12,7 @@ use crossbeam_utils::CachePadded;
 use rustc_hash::FxHashMap;
 use tracing_core::Metadata;
 
-use crate::storage::lock;
+use crate::sync::lock;
 
 const SHARDS: usize = 16;
 /// Entries preallocated per shard; the table grows (once) beyond that many open spans.

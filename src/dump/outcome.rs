@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::context::TriggerInfo;
+use crate::dump::context::TriggerInfo;
 use crate::error::DumpError;
 
 /// What happened to one dump file: given to the `on_dump` callback.

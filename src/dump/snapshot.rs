@@ -13,9 +13,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tracing_core::Metadata;
 
-use crate::reader::{Body, RecordReader, RecordView};
-use crate::record::{FLAG_EXPLICIT_PARENT, FLAG_FIELDS_DROPPED, Field, kind};
-use crate::storage::{RawSnapshot, RawThread};
+use crate::dump::reader::{Body, RecordReader, RecordView};
+use crate::record::encode::{FLAG_EXPLICIT_PARENT, FLAG_FIELDS_DROPPED, Field, kind};
+use crate::record::storage::{RawSnapshot, RawThread};
 
 /// High bit of ids given to spans whose creation was evicted before the snapshot.
 pub const ORPHAN_SPAN_BIT: u64 = 1 << 63;

@@ -9,10 +9,10 @@ use std::sync::{Arc, Weak};
 use signal_hook::consts::SIGUSR1;
 use signal_hook::iterator::Signals;
 
-use crate::admission::Reason;
-use crate::quiet::quietly;
 use crate::recorder::Shared;
-use crate::storage::lock;
+use crate::sync::lock;
+use crate::sync::quietly;
+use crate::trigger::admission::Reason;
 
 pub(crate) fn install(shared: &Arc<Shared>) -> io::Result<()> {
     let mut signals = Signals::new([SIGUSR1])?;

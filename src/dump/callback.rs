@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::outcome::DumpOutcome;
-use crate::quiet::quietly;
+use crate::dump::outcome::DumpOutcome;
+use crate::sync::quietly;
 
 /// The callback type of [`Builder::on_dump`](crate::Builder::on_dump).
 pub(crate) type OnDump = Arc<dyn Fn(&DumpOutcome) + Send + Sync>;

@@ -25,27 +25,19 @@ mod model_tests;
 use std::collections::BinaryHeap;
 use std::mem;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use crossbeam_utils::CachePadded;
 
-use crate::record::Encoded;
+use crate::record::encode::Encoded;
+use crate::sync::{lock, try_lock_until};
 use ringbuf::HeapRb;
 use ringbuf::traits::Observer;
 
 use candidate::Candidate;
 pub(crate) use chunk::{Chunk, HeldBytes, HeldCopies};
 pub(crate) use limits::{EXPIRE_PER_ROLL, FIRST_CHUNK_BYTES, StorageLimits};
-
-/// Locks a mutex, recovering from poisoning: the data behind our locks is only ever changed by
-/// code that cannot panic half-way (no user code runs under them), so a poisoned lock still
-/// holds consistent data.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// Identity of a recording thread, as it appears in dumps.
 #[derive(Debug, Clone)]
@@ -508,20 +500,6 @@ impl Storage {
     /// Heap entries looked at while choosing eviction victims, so far.
     pub(crate) fn victim_checks(&self) -> u64 {
         lock(&self.inner).victim_checks
-    }
-}
-
-/// Takes a lock without waiting past `deadline`; a poisoned lock is taken as it is.
-pub(crate) fn try_lock_until<T>(mutex: &Mutex<T>, deadline: Instant) -> Option<MutexGuard<'_, T>> {
-    loop {
-        match mutex.try_lock() {
-            Ok(guard) => return Some(guard),
-            Err(TryLockError::Poisoned(poisoned)) => return Some(poisoned.into_inner()),
-            Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            Err(TryLockError::WouldBlock) => return None,
-        }
     }
 }
 

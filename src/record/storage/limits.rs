@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::record::MAX_RECORD_BYTES;
+use crate::record::encode::MAX_RECORD_BYTES;
 
 /// Smallest chunk a thread starts with; later chunks double up to the configured chunk size,
 /// so a thread that logs a handful of records never pins a whole chunk.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use super::*;
-use crate::record::{Encoded, MAX_RECORD_BYTES};
+use crate::record::encode::{Encoded, MAX_RECORD_BYTES};
 
 /// Our test records: `[length: u16][id: u64][padding]`; the storage treats them as opaque.
 const RECORD_HEADER: usize = 10;

@@ -11,7 +11,7 @@ use std::fmt;
 
 use tracing_core::Metadata;
 
-use crate::redact::Redaction;
+use crate::record::redact::Redaction;
 use tracing_core::field::{self, Visit};
 
 pub(crate) const HEADER_BYTES: usize = 12;

@@ -17,12 +17,12 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::admission::Reason;
-use crate::context::TriggerEvent;
-use crate::record::{FLAG_EXPLICIT_PARENT, Scratch, kind};
+use crate::dump::context::TriggerEvent;
+use crate::record::encode::{FLAG_EXPLICIT_PARENT, Scratch, kind};
+use crate::record::span_timing::SpanTiming;
+use crate::record::storage::{ThreadBuffer, ThreadIdentity, next_tid};
 use crate::recorder::Shared;
-use crate::slow::SpanTiming;
-use crate::storage::{ThreadBuffer, ThreadIdentity, next_tid};
+use crate::trigger::admission::Reason;
 
 /// Span ids are handed out to threads in blocks, so a new span costs no shared atomic.
 const KEY_BLOCK: u64 = 1 << 12;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use crate::record::Encoded;
+use crate::record::encode::Encoded;
 
 /// Bytes of record storage that snapshots keep alive outside the budget: chunks evicted while
 /// a snapshot still read them, and snapshots' copies of current chunks.

@@ -19,16 +19,16 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::admission::{CooldownGate, Reason, ShardedCounter, Slowest};
-use crate::callback::{self, OnDump};
-use crate::chrome;
-use crate::context::DumpContext;
+use crate::dump::callback::{self, OnDump};
+use crate::dump::chrome;
+use crate::dump::context::DumpContext;
+use crate::dump::files::{self, DumpInfo, FileModes};
+use crate::dump::outcome::{DumpOutcome, SlowSpan, TriggerOutcome};
+use crate::dump::snapshot::{Capture, Timebase};
 use crate::error::{DumpError, DumpStage};
-use crate::files::{self, DumpInfo, FileModes};
-use crate::outcome::{DumpOutcome, SlowSpan, TriggerOutcome};
-use crate::quiet::quietly;
-use crate::snapshot::{Capture, Timebase};
-use crate::storage::{lock, try_lock_until};
+use crate::sync::quietly;
+use crate::sync::{lock, try_lock_until};
+use crate::trigger::admission::{CooldownGate, Reason, ShardedCounter, Slowest};
 
 /// Default directory for triggered dumps.
 pub const DEFAULT_DUMP_DIR: &str = "blackbox-dumps";

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 
 use tracing_core::Metadata;
 
-use crate::reader::{Body, ValueRef};
-use crate::snapshot::RecordAt;
-use crate::storage::RawThread;
+use crate::dump::reader::{Body, ValueRef};
+use crate::dump::snapshot::RecordAt;
+use crate::record::storage::RawThread;
 
 /// Name of spans whose creation was evicted before the window.
 const EVICTED_SPAN_NAME: &str = "(span created before the window)";

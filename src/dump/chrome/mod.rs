@@ -16,10 +16,10 @@ use std::io::{self, BufWriter, Write};
 
 use serde_json::Value;
 
-use crate::context::DumpContext;
-use crate::reader::{Body, RecordReader, ValueRef};
-use crate::record::{FLAG_FIELDS_DROPPED, kind};
-use crate::snapshot::{Capture, Ids, RecordAt, TimeOrder, Timebase};
+use crate::dump::context::DumpContext;
+use crate::dump::reader::{Body, RecordReader, ValueRef};
+use crate::dump::snapshot::{Capture, Ids, RecordAt, TimeOrder, Timebase};
+use crate::record::encode::{FLAG_FIELDS_DROPPED, kind};
 use json::{json_str, json_value, micros, trigger_event_json, value_json, write_fields};
 use spans::{MANY_THREADS, SpanTable};
 use timeline::{INCOMPLETE, Out, OutKind, REPAIRED, Repairs, START_EVICTED, Timeline};
@@ -108,7 +108,7 @@ impl<'c> Encoder<'c> {
     }
 
     /// One record, in time order: into the span table and its thread's timeline.
-    fn add(&mut self, at: RecordAt, ts: u64, ids: Ids, view: &crate::reader::RecordView<'_>) {
+    fn add(&mut self, at: RecordAt, ts: u64, ids: Ids, view: &crate::dump::reader::RecordView<'_>) {
         let thread = at.thread;
         let here = (ts, thread);
         if let Some(span) = ids.span() {
@@ -288,7 +288,7 @@ impl<'c> Encoder<'c> {
     fn write_event(
         &self,
         w: &mut impl Write,
-        thread: &'c crate::storage::RawThread,
+        thread: &'c crate::record::storage::RawThread,
         out: &Out,
         fields: &mut Vec<(&'static str, ValueRef<'c>)>,
     ) -> io::Result<()> {
@@ -393,7 +393,7 @@ impl<'c> Encoder<'c> {
     fn write_instant(
         &self,
         w: &mut impl Write,
-        thread: &crate::storage::RawThread,
+        thread: &crate::record::storage::RawThread,
         out: &Out,
     ) -> io::Result<()> {
         let at = RecordAt {

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 
-use crate::chrome::CountingWriter;
+use crate::dump::chrome::CountingWriter;
 use crate::error::{DumpError, DumpStage};
 
 /// Permissions of dump files and of the directories created for them (unix).

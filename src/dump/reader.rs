@@ -8,9 +8,11 @@ use std::borrow::Cow;
 
 use tracing_core::Metadata;
 
-use crate::record::{Encoded, Field, FieldValue, HEADER_BYTES, TRUNCATION_MARKER, kind, tag};
-use crate::redact::REDACTED;
-use crate::storage::Chunk;
+use crate::record::encode::{
+    Encoded, Field, FieldValue, HEADER_BYTES, TRUNCATION_MARKER, kind, tag,
+};
+use crate::record::redact::REDACTED;
+use crate::record::storage::Chunk;
 
 /// A record as stored: its header, and its body with ids parsed and fields left as bytes.
 #[derive(Clone, Copy)]

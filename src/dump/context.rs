@@ -4,11 +4,11 @@
 use serde_json::Value;
 use tracing_core::Metadata;
 
-use crate::admission::Reason;
-use crate::reader::{Body, RecordReader};
-use crate::record::{Field, Scratch, kind};
-use crate::redact::Redaction;
-use crate::slow::SpanTiming;
+use crate::dump::reader::{Body, RecordReader};
+use crate::record::encode::{Field, Scratch, kind};
+use crate::record::redact::Redaction;
+use crate::record::span_timing::SpanTiming;
+use crate::trigger::admission::Reason;
 
 /// Why a dump was written, and what else `otherData` should say.
 #[derive(Debug, Clone)]
@@ -86,7 +86,7 @@ impl TriggerEvent {
         let fields = match RecordReader::of_encoded(scratch.finish(flags)).next() {
             Some((
                 _,
-                crate::reader::RecordView {
+                crate::dump::reader::RecordView {
                     body: Body::Event { fields, .. },
                     ..
                 },

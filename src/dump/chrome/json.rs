@@ -5,9 +5,9 @@ use std::io::{self, Write};
 
 use serde_json::Value;
 
-use crate::context::TriggerEvent;
-use crate::reader::ValueRef;
-use crate::record::FieldValue;
+use crate::dump::context::TriggerEvent;
+use crate::dump::reader::ValueRef;
+use crate::record::encode::FieldValue;
 
 pub(super) fn json_str<W: Write + ?Sized>(w: &mut W, text: &str) -> io::Result<()> {
     serde_json::to_writer(w, text).map_err(io::Error::from)
