@@ -4,22 +4,20 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::dump::outcome::DumpOutcome;
-use crate::dump::worker::DumpConfig;
 use tracing_core::Level;
 
+use crate::config::Config;
+use crate::dump::outcome::DumpOutcome;
+use crate::dump::worker::Dumper;
 use crate::error::BuildError;
+use crate::record::hooks::TriggerHooks;
 use crate::record::layer::FlightRecorderLayer;
 use crate::record::redact::Redaction;
-use crate::record::span_timing::{SlowSpanConfig, SpanTiming};
-use crate::recorder::{FlightRecorder, Settings, Shared};
+use crate::record::span_timing::SpanTiming;
+use crate::record::{Recording, RecordingConfig};
+use crate::recorder::FlightRecorder;
+use crate::trigger::Triggers;
 
-/// Default hard cap on record storage: 10 MiB, as Go's `FlightRecorder`.
-pub const DEFAULT_MAX_BYTES: usize = 10 << 20;
-/// Default history the recorder aims to keep: 10 s, as Go's `FlightRecorder`.
-pub const DEFAULT_MIN_AGE: Duration = Duration::from_secs(10);
-/// Default cut-off for one field value, in bytes.
-pub const DEFAULT_MAX_FIELD_LEN: usize = 256;
 /// Smallest accepted `max_bytes`.
 pub const MIN_MAX_BYTES: usize = 64 << 10;
 /// Largest accepted `max_bytes` (1 TiB on 64-bit targets).
@@ -28,22 +26,6 @@ pub const MAX_MAX_BYTES: usize = if usize::BITS >= 64 { 1 << 40 } else { 1 << 30
 pub const MAX_FIELD_LEN_LIMIT: usize = 4096;
 
 const MAX_MIN_AGE: Duration = Duration::from_secs(365 * 24 * 60 * 60);
-
-/// Chains a panic hook that dumps before the previous hook runs. The hook holds the recorder
-/// weakly: once the recorder is gone, it only calls the previous hook.
-fn install_panic_hook(shared: &Arc<Shared>) {
-    let recorder = Arc::downgrade(shared);
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        // A panic inside an `on_dump` callback is caught and reported by its runner.
-        if let Some(shared) = recorder.upgrade()
-            && !crate::dump::callback::in_callback()
-        {
-            shared.dump_for_panic(info);
-        }
-        previous(info);
-    }));
-}
 
 /// Configures a flight recorder; [`build`](Builder::build) returns the layer and its handle.
 ///
@@ -56,44 +38,18 @@ fn install_panic_hook(shared: &Arc<Shared>) {
 /// # drop((layer, recorder));
 /// # Ok::<(), tracing_blackbox::BuildError>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct Builder {
-    max_bytes: usize,
-    min_age: Duration,
-    max_field_len: usize,
-    recording: bool,
-    dumps: DumpConfig,
-    slow_spans: SlowSpanConfig,
-    error_level: Option<Level>,
-    dump_on_panic: bool,
-    enabled: bool,
-    redaction: Redaction,
-    clock: Option<quanta::Clock>,
+    config: Config,
     /// The first bad environment variable, reported by `build`.
     env_error: Option<BuildError>,
-    #[cfg(all(unix, feature = "signal"))]
-    dump_on_signal: bool,
 }
 
-impl Default for Builder {
-    fn default() -> Self {
-        Builder {
-            max_bytes: DEFAULT_MAX_BYTES,
-            min_age: DEFAULT_MIN_AGE,
-            max_field_len: DEFAULT_MAX_FIELD_LEN,
-            recording: true,
-            dumps: DumpConfig::default(),
-            slow_spans: SlowSpanConfig::default(),
-            error_level: None,
-            dump_on_panic: false,
-            enabled: true,
-            redaction: Redaction::default(),
-            clock: None,
-            env_error: None,
-            #[cfg(all(unix, feature = "signal"))]
-            dump_on_signal: false,
-        }
+impl FlightRecorder {
+    /// Starts configuring a recorder.
+    pub fn builder() -> Builder {
+        Builder::default()
     }
 }
 
@@ -103,28 +59,28 @@ impl Builder {
     /// two, between 16 KiB and 1 MiB; 256 KiB for the default); when the cap is reached the
     /// oldest chunk of any thread is reused.
     pub fn max_bytes(mut self, bytes: usize) -> Self {
-        self.max_bytes = bytes;
+        self.config.max_bytes = bytes;
         self
     }
 
     /// How much history to aim for (default 10 s). Older records may be discarded, and their
     /// memory freed; younger ones are kept unless `max_bytes` forces them out.
     pub fn min_age(mut self, age: Duration) -> Self {
-        self.min_age = age;
+        self.config.min_age = age;
         self
     }
 
     /// Longest field value kept, in bytes (default 256). Longer strings and `Debug` output are
     /// cut at a character boundary and end with [`TRUNCATION_MARKER`](crate::TRUNCATION_MARKER).
     pub fn max_field_len(mut self, bytes: usize) -> Self {
-        self.max_field_len = bytes;
+        self.config.max_field_len = bytes;
         self
     }
 
     /// Whether the recorder records from the start (default `true`); see
     /// [`FlightRecorder::start`].
     pub fn recording(mut self, on: bool) -> Self {
-        self.recording = on;
+        self.config.recording = on;
         self
     }
 
@@ -133,7 +89,7 @@ impl Builder {
     /// that moment, so the dump ends with the slow span complete; the closing thread pays only
     /// for the copy, and the dump thread writes the file. Subject to the cooldown.
     pub fn dump_on_slow_span(mut self, threshold: Duration) -> Self {
-        self.slow_spans.default = Some(threshold);
+        self.config.slow_spans.default = Some(threshold);
         self
     }
 
@@ -146,15 +102,15 @@ impl Builder {
         threshold: Duration,
     ) -> Self {
         let name = name_or_target.into();
-        self.slow_spans.by_name.retain(|(n, _)| *n != name);
-        self.slow_spans.by_name.push((name, threshold));
+        self.config.slow_spans.by_name.retain(|(n, _)| *n != name);
+        self.config.slow_spans.by_name.push((name, threshold));
         self
     }
 
     /// How span latency is measured for the slow-span trigger: wall time from creation to
     /// close (default), or busy time summed over enter→exit.
     pub fn slow_span_timing(mut self, timing: SpanTiming) -> Self {
-        self.slow_spans.timing = timing;
+        self.config.slow_spans.timing = timing;
         self
     }
 
@@ -162,14 +118,14 @@ impl Builder {
     /// [`error_level`](Self::error_level)). The snapshot is taken right after the event, on
     /// the thread that emitted it; the dump thread writes it. Subject to the cooldown.
     pub fn dump_on_error(mut self) -> Self {
-        self.error_level.get_or_insert(Level::ERROR);
+        self.config.error_level.get_or_insert(Level::ERROR);
         self
     }
 
     /// Dumps on events at `level` or more severe (`Level::WARN`: warnings and errors); implies
     /// [`dump_on_error`](Self::dump_on_error).
     pub fn error_level(mut self, level: Level) -> Self {
-        self.error_level = Some(level);
+        self.config.error_level = Some(level);
         self
     }
 
@@ -178,7 +134,7 @@ impl Builder {
     /// lock the panicking thread may hold: a dump that cannot be taken safely is skipped, and
     /// says why on stderr.
     pub fn dump_on_panic(mut self) -> Self {
-        self.dump_on_panic = true;
+        self.config.dump_on_panic = true;
         self
     }
 
@@ -187,13 +143,13 @@ impl Builder {
     /// snapshot and queues the dump.
     #[cfg(all(unix, feature = "signal"))]
     pub fn dump_on_signal(mut self) -> Self {
-        self.dump_on_signal = true;
+        self.config.dump_on_signal = true;
         self
     }
 
     /// Directory for triggered dumps (default `./blackbox-dumps`), created when needed.
     pub fn dump_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.dumps.dir = dir.into();
+        self.config.dumps.dir = dir.into();
         self
     }
 
@@ -201,42 +157,42 @@ impl Builder {
     /// Triggers within the interval are counted, and the next dump reports how many in
     /// `otherData.suppressed`. Manual, signal and HTTP dumps are never limited.
     pub fn cooldown(mut self, interval: Duration) -> Self {
-        self.dumps.cooldown = interval;
+        self.config.triggers.cooldown = interval;
         self
     }
 
     /// How many triggered dumps may wait for the dump thread (default 16). Triggers beyond
     /// that are counted as suppressed, never silently lost.
     pub fn max_queued_dumps(mut self, dumps: usize) -> Self {
-        self.dumps.queue_capacity = dumps;
+        self.config.dumps.queue_capacity = dumps;
         self
     }
 
     /// Keeps at most `files` of this recorder's dumps in a directory, deleting the oldest
     /// (never the one just written, never a file the recorder did not write).
     pub fn keep_files(mut self, files: usize) -> Self {
-        self.dumps.keep_files = Some(files);
+        self.config.dumps.keep_files = Some(files);
         self
     }
 
     /// Keeps at most `bytes` of this recorder's dumps in a directory, deleting the oldest
     /// (never the one just written, never a file the recorder did not write).
     pub fn keep_bytes(mut self, bytes: u64) -> Self {
-        self.dumps.keep_bytes = Some(bytes);
+        self.config.dumps.keep_bytes = Some(bytes);
         self
     }
 
     /// Keeps only the dumps of the `n` slowest slow-span breaches seen: a breach faster than
     /// all `n` kept is not dumped (counted as suppressed), a slower one replaces the fastest.
     pub fn keep_slowest(mut self, n: usize) -> Self {
-        self.dumps.keep_slowest = Some(n);
+        self.config.triggers.keep_slowest = Some(n);
         self
     }
 
     /// Writes dump files gzipped, as `.json.gz` (Perfetto opens them as they are).
     #[cfg(feature = "gzip")]
     pub fn gzip(mut self, on: bool) -> Self {
-        self.dumps.gzip = on;
+        self.config.dumps.gzip = on;
         self
     }
 
@@ -244,7 +200,7 @@ impl Builder {
     /// events record).
     #[cfg(unix)]
     pub fn dump_file_mode(mut self, mode: u32) -> Self {
-        self.dumps.modes.file = mode;
+        self.config.dumps.modes.file = mode;
         self
     }
 
@@ -252,14 +208,14 @@ impl Builder {
     /// that already exists keeps its own.
     #[cfg(unix)]
     pub fn dump_dir_mode(mut self, mode: u32) -> Self {
-        self.dumps.modes.dir = mode;
+        self.config.dumps.modes.dir = mode;
         self
     }
 
     /// Calls `callback` after every dump file, written or failed: path, bytes, reason, time
     /// taken and error. Triggered dumps call it on the dump thread; keep it short.
     pub fn on_dump(mut self, callback: impl Fn(&DumpOutcome) + Send + Sync + 'static) -> Self {
-        self.dumps.on_dump = Some(Arc::new(callback));
+        self.config.dumps.on_dump = Some(Arc::new(callback));
         self
     }
 
@@ -274,20 +230,20 @@ impl Builder {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let case_sensitive = self.redaction.case_sensitive();
-        self.redaction = Redaction::new(names.into_iter().map(Into::into), case_sensitive);
+        let case_sensitive = self.config.redaction.case_sensitive();
+        self.config.redaction = Redaction::new(names.into_iter().map(Into::into), case_sensitive);
         self
     }
 
     /// Adds one field name to redact, keeping the others.
     pub fn redact_field(mut self, name: impl Into<String>) -> Self {
-        self.redaction.add(name.into());
+        self.config.redaction.add(name.into());
         self
     }
 
     /// Compare redacted names exactly (default: without regard to ASCII case).
     pub fn redact_case_sensitive(mut self, on: bool) -> Self {
-        self.redaction.set_case_sensitive(on);
+        self.config.redaction.set_case_sensitive(on);
         self
     }
 
@@ -296,7 +252,7 @@ impl Builder {
     /// the stable API.
     #[doc(hidden)]
     pub fn clock(mut self, clock: quanta::Clock) -> Self {
-        self.clock = Some(clock);
+        self.config.clock = Some(clock);
         self
     }
 
@@ -304,7 +260,7 @@ impl Builder {
     /// records nothing and costs close to nothing; it installs no hook or signal handler, and
     /// [`FlightRecorder::start`] does not wake it. Meant for `BLACKBOX=0`.
     pub fn enabled(mut self, on: bool) -> Self {
-        self.enabled = on;
+        self.config.enabled = on;
         self
     }
 
@@ -328,15 +284,15 @@ impl Builder {
 
     /// [`with_env`](Self::with_env) with the variables from `lookup` instead of the process
     /// environment: for tests, or configuration read from elsewhere.
-    pub fn with_env_from(self, lookup: impl Fn(&str) -> Option<String>) -> Self {
-        let fallback = self.clone();
-        match crate::env::apply(self, lookup) {
-            Ok(builder) => builder,
-            Err(err) => Builder {
-                env_error: fallback.env_error.clone().or(Some(err)),
-                ..fallback
-            },
+    pub fn with_env_from(mut self, lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let mut config = self.config.clone();
+        match crate::env::apply(&mut config, lookup) {
+            Ok(()) => self.config = config,
+            Err(err) => {
+                self.env_error.get_or_insert(err);
+            }
         }
+        self
     }
 
     /// Checks the configuration and creates the layer and its handle.
@@ -344,70 +300,85 @@ impl Builder {
         if let Some(err) = self.env_error {
             return Err(err);
         }
-        if self.max_bytes < MIN_MAX_BYTES {
-            return Err(BuildError::MaxBytesTooSmall {
-                given: self.max_bytes,
-                min: MIN_MAX_BYTES,
-            });
-        }
-        if self.max_bytes > MAX_MAX_BYTES {
-            return Err(BuildError::MaxBytesTooLarge {
-                given: self.max_bytes,
-                max: MAX_MAX_BYTES,
-            });
-        }
-        if self.min_age.is_zero() || self.min_age > MAX_MIN_AGE {
-            return Err(BuildError::InvalidMinAge {
-                given: self.min_age,
-            });
-        }
-        for (setting, value) in [
-            ("max_queued_dumps", Some(self.dumps.queue_capacity)),
-            ("keep_files", self.dumps.keep_files),
-            ("keep_slowest", self.dumps.keep_slowest),
-        ] {
-            if value == Some(0) {
-                return Err(BuildError::Zero { setting });
+        let config = self.config;
+        check(&config)?;
+        let recording = Arc::new(Recording::new(RecordingConfig {
+            max_bytes: config.max_bytes,
+            min_age: config.min_age,
+            max_field_bytes: config.max_field_len,
+            recording: config.recording,
+            enabled: config.enabled,
+            redaction: config.redaction,
+            slow_spans: config.slow_spans,
+            error_level: config.error_level,
+            clock: config.clock,
+        }));
+        let dumper = Dumper::new(config.dumps, recording.timebase.clone()).map_err(|e| {
+            BuildError::DumpThread {
+                message: e.to_string(),
             }
-        }
-        if self.dumps.keep_bytes == Some(0) {
-            return Err(BuildError::Zero {
-                setting: "keep_bytes",
-            });
-        }
-        if self.max_field_len == 0 || self.max_field_len > MAX_FIELD_LEN_LIMIT {
-            return Err(BuildError::InvalidMaxFieldLen {
-                given: self.max_field_len,
-            });
-        }
-        let shared = Shared::new(Settings {
-            max_bytes: self.max_bytes,
-            min_age: self.min_age,
-            max_field_bytes: self.max_field_len,
-            recording: self.recording,
-            dumps: self.dumps,
-            slow_spans: self.slow_spans,
-            error_level: self.error_level,
-            enabled: self.enabled,
-            redaction: self.redaction,
-            clock: self.clock,
-        })
-        .map_err(|e| BuildError::DumpThread {
-            message: e.to_string(),
         })?;
-        let shared = Arc::new(shared);
+        let triggers = Arc::new(Triggers::new(
+            Arc::clone(&recording),
+            Arc::new(dumper),
+            &config.triggers,
+        ));
         #[cfg(all(unix, feature = "signal"))]
-        if self.dump_on_signal && self.enabled {
-            crate::trigger::signal::install(&shared).map_err(|e| BuildError::Signal {
+        if config.dump_on_signal && config.enabled {
+            crate::trigger::signal::install(&triggers).map_err(|e| BuildError::Signal {
                 message: e.to_string(),
             })?;
         }
-        if self.dump_on_panic && self.enabled {
-            install_panic_hook(&shared);
+        if config.dump_on_panic && config.enabled {
+            crate::trigger::panic::install(&triggers);
         }
+        // The layer calls the triggers only when it has something to report.
+        let reports = recording.error_level.is_some() || recording.slow.is_some();
+        let hooks = reports.then(|| Arc::clone(&triggers) as Arc<dyn TriggerHooks>);
         Ok((
-            FlightRecorderLayer::new(Arc::clone(&shared)),
-            FlightRecorder::new(shared),
+            FlightRecorderLayer::new(Arc::clone(&recording), hooks),
+            FlightRecorder::new(recording, triggers),
         ))
     }
+}
+
+/// Refuses a configuration that cannot work, naming the setting and the value.
+fn check(config: &Config) -> Result<(), BuildError> {
+    if config.max_bytes < MIN_MAX_BYTES {
+        return Err(BuildError::MaxBytesTooSmall {
+            given: config.max_bytes,
+            min: MIN_MAX_BYTES,
+        });
+    }
+    if config.max_bytes > MAX_MAX_BYTES {
+        return Err(BuildError::MaxBytesTooLarge {
+            given: config.max_bytes,
+            max: MAX_MAX_BYTES,
+        });
+    }
+    if config.min_age.is_zero() || config.min_age > MAX_MIN_AGE {
+        return Err(BuildError::InvalidMinAge {
+            given: config.min_age,
+        });
+    }
+    for (setting, value) in [
+        ("max_queued_dumps", Some(config.dumps.queue_capacity)),
+        ("keep_files", config.dumps.keep_files),
+        ("keep_slowest", config.triggers.keep_slowest),
+    ] {
+        if value == Some(0) {
+            return Err(BuildError::Zero { setting });
+        }
+    }
+    if config.dumps.keep_bytes == Some(0) {
+        return Err(BuildError::Zero {
+            setting: "keep_bytes",
+        });
+    }
+    if config.max_field_len == 0 || config.max_field_len > MAX_FIELD_LEN_LIMIT {
+        return Err(BuildError::InvalidMaxFieldLen {
+            given: config.max_field_len,
+        });
+    }
+    Ok(())
 }

@@ -1,8 +1,8 @@
-//! `Builder::with_env`: configuration from environment variables.
+//! `Builder::with_env`: the `BLACKBOX_*` environment variables, applied over a configuration.
 
 use std::time::Duration;
 
-use crate::builder::Builder;
+use crate::config::Config;
 use crate::error::BuildError;
 
 /// The variables `with_env` reads, in the order they are applied.
@@ -45,22 +45,22 @@ fn count(variable: &'static str, value: &str) -> Result<u64, BuildError> {
         .map_err(|_| invalid(variable, value, "a whole number"))
 }
 
-/// Applies every variable `lookup` knows over `builder`.
+/// Applies every variable `lookup` knows over `config`.
 pub(crate) fn apply(
-    mut builder: Builder,
+    config: &mut Config,
     lookup: impl Fn(&str) -> Option<String>,
-) -> Result<Builder, BuildError> {
+) -> Result<(), BuildError> {
     for variable in ENV_VARS {
         let Some(value) = lookup(variable) else {
             continue;
         };
-        builder = match variable {
-            "BLACKBOX" => builder.enabled(switch(variable, &value)?),
+        match variable {
+            "BLACKBOX" => config.enabled = switch(variable, &value)?,
             "BLACKBOX_DIR" => {
                 if value.trim().is_empty() {
                     return Err(invalid(variable, &value, "a directory path"));
                 }
-                builder.dump_dir(value)
+                config.dumps.dir = value.into();
             }
             "BLACKBOX_MAX_BYTES" => {
                 let bytes = parse_size::parse_size(value.trim()).map_err(|_| {
@@ -70,37 +70,30 @@ pub(crate) fn apply(
                         "a size such as 10MiB, 512KiB, 1GiB or bytes",
                     )
                 })?;
-                builder.max_bytes(usize::try_from(bytes).unwrap_or(usize::MAX))
+                config.max_bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
             }
-            "BLACKBOX_MIN_AGE" => builder.min_age(duration(variable, &value)?),
+            "BLACKBOX_MIN_AGE" => config.min_age = duration(variable, &value)?,
             "BLACKBOX_SLOW_MS" => {
-                builder.dump_on_slow_span(Duration::from_millis(count(variable, &value)?))
+                config.slow_spans.default = Some(Duration::from_millis(count(variable, &value)?));
             }
-            "BLACKBOX_COOLDOWN" => builder.cooldown(duration(variable, &value)?),
+            "BLACKBOX_COOLDOWN" => config.triggers.cooldown = duration(variable, &value)?,
             "BLACKBOX_KEEP" => {
                 let files = count(variable, &value)?;
-                builder.keep_files(usize::try_from(files).unwrap_or(usize::MAX))
+                config.dumps.keep_files = Some(usize::try_from(files).unwrap_or(usize::MAX));
             }
             "BLACKBOX_GZIP" => {
                 let on = switch(variable, &value)?;
-                #[cfg(feature = "gzip")]
-                {
-                    builder.gzip(on)
+                if on && !cfg!(feature = "gzip") {
+                    return Err(invalid(
+                        variable,
+                        &value,
+                        "off (this build lacks the `gzip` feature)",
+                    ));
                 }
-                #[cfg(not(feature = "gzip"))]
-                {
-                    if on {
-                        return Err(invalid(
-                            variable,
-                            &value,
-                            "off (this build lacks the `gzip` feature)",
-                        ));
-                    }
-                    builder
-                }
+                config.dumps.gzip = on;
             }
-            _ => builder,
-        };
+            _ => {}
+        }
     }
-    Ok(builder)
+    Ok(())
 }

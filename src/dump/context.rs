@@ -1,5 +1,5 @@
-//! What a dump says about why it was written: the reason, the slow span or error event that
-//! triggered it, and other `otherData` entries.
+//! What a dump says about why it was written: the typed reason, the slow span or error event
+//! that triggered it, and other `otherData` entries.
 
 use serde_json::Value;
 use tracing_core::Metadata;
@@ -8,7 +8,46 @@ use crate::dump::reader::{Body, RecordReader};
 use crate::record::encode::{Field, Scratch, kind};
 use crate::record::redact::Redaction;
 use crate::record::span_timing::SpanTiming;
-use crate::trigger::admission::Reason;
+
+/// Why a dump is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Reason {
+    /// A span closed over its latency threshold.
+    SlowSpan,
+    /// An event at the error level (or the configured one).
+    Error,
+    /// SIGUSR1.
+    Signal,
+    /// A panic (written synchronously by the panic hook).
+    Panic,
+    /// `write_to`, `dump_to_file`, `dump_to_dir`.
+    Manual,
+    /// The snapshot endpoint.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    Http,
+    /// [`FlightRecorder::trigger`](crate::FlightRecorder::trigger) with the user's label.
+    User(String),
+}
+
+impl Reason {
+    /// The name written to `otherData.reason` and used in file names.
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            Reason::SlowSpan => "slow_span",
+            Reason::Error => "error",
+            Reason::Signal => "signal",
+            Reason::Panic => "panic",
+            Reason::Manual => "manual",
+            Reason::Http => "http",
+            Reason::User(label) => label,
+        }
+    }
+
+    /// Whether the cooldown applies: automatic triggers yes, an operator's request no.
+    pub(crate) fn is_rate_limited(&self) -> bool {
+        matches!(self, Reason::SlowSpan | Reason::Error | Reason::User(_))
+    }
+}
 
 /// Why a dump was written, and what else `otherData` should say.
 #[derive(Debug, Clone)]
@@ -97,6 +136,31 @@ impl TriggerEvent {
             metadata: event.metadata(),
             fields,
             recorded,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_and_rate_limits() {
+        assert_eq!(Reason::SlowSpan.as_str(), "slow_span");
+        assert_eq!(
+            Reason::User("payment_failed".into()).as_str(),
+            "payment_failed"
+        );
+        for (reason, limited) in [
+            (Reason::SlowSpan, true),
+            (Reason::Error, true),
+            (Reason::User("x".into()), true),
+            (Reason::Signal, false),
+            (Reason::Panic, false),
+            (Reason::Manual, false),
+            (Reason::Http, false),
+        ] {
+            assert_eq!(reason.is_rate_limited(), limited, "{reason:?}");
         }
     }
 }

@@ -14,8 +14,10 @@ use chrono::{DateTime, Utc};
 use tracing_core::Metadata;
 
 use crate::dump::reader::{Body, RecordReader, RecordView};
+use crate::record::clock::wall_time;
 use crate::record::encode::{FLAG_EXPLICIT_PARENT, FLAG_FIELDS_DROPPED, Field, kind};
-use crate::record::storage::{RawSnapshot, RawThread};
+use crate::record::storage::RawThread;
+use crate::record::{Capture, Timebase};
 
 /// High bit of ids given to spans whose creation was evicted before the snapshot.
 pub const ORPHAN_SPAN_BIT: u64 = 1 << 63;
@@ -140,41 +142,6 @@ pub struct Snapshot {
     pub allocated_bytes: usize,
 }
 
-/// What decoding needs besides the chunks: the clock, the anchor and the configuration.
-#[derive(Clone)]
-pub(crate) struct Timebase {
-    pub(crate) clock: quanta::Clock,
-    /// Clock reading and wall-clock time taken together once: timestamp zero of every dump.
-    pub(crate) anchor_raw: u64,
-    pub(crate) anchor_wall: DateTime<Utc>,
-    pub(crate) max_bytes: usize,
-    pub(crate) min_age: Duration,
-}
-
-impl Timebase {
-    /// Nanoseconds from the anchor to a raw clock reading.
-    pub(crate) fn nanos_since_anchor(&self, raw: u64) -> u64 {
-        self.clock.delta_as_nanos(self.anchor_raw, raw)
-    }
-
-    /// Wall-clock time of a timestamp.
-    pub(crate) fn wall_time(&self, timestamp_ns: u64) -> DateTime<Utc> {
-        wall_time(self.anchor_wall, timestamp_ns)
-    }
-}
-
-fn wall_time(anchor: DateTime<Utc>, timestamp_ns: u64) -> DateTime<Utc> {
-    anchor + chrono::Duration::nanoseconds(timestamp_ns.min(i64::MAX as u64) as i64)
-}
-
-/// Chunks and counters copied at one instant, not yet decoded.
-pub(crate) struct Capture {
-    pub(crate) raw: RawSnapshot,
-    /// Clock reading of the snapshot.
-    pub(crate) end_raw: u64,
-    pub(crate) dropped: u64,
-}
-
 impl Snapshot {
     pub(crate) fn decode(timebase: &Timebase, capture: Capture) -> Self {
         let order = TimeOrder::new(timebase, &capture.raw.threads);
@@ -205,8 +172,8 @@ impl Snapshot {
             anchor: timebase.anchor_wall,
             window_start_ns,
             window_end_ns,
-            max_bytes: timebase.max_bytes,
-            min_age: timebase.min_age,
+            max_bytes: capture.max_bytes,
+            min_age: capture.min_age,
             allocated_bytes: capture.raw.allocated_bytes,
         }
     }

@@ -1,12 +1,10 @@
 //! The dump thread and the bookkeeping of triggered dumps: admission, the queue, retention,
 //! reporting.
 //!
-//! A trigger is admitted *before* anything is copied: within the cooldown (one atomic load),
-//! not among the slowest kept, with the queue full, or with dumps already holding their memory
-//! bound, it is counted as suppressed and costs nothing more. An admitted trigger takes a
-//! snapshot on its own thread — a copy of the buffers — and hands it through a bounded queue
-//! to one background thread, started by `build()`, which decodes, encodes, writes, applies
-//! retention, deletes what top-N pushed out, and reports. Each job runs under `NoSubscriber`
+//! The triggers (see `trigger`) reserve a place in the queue before they copy anything, then
+//! hand their snapshot through the bounded queue to one background thread, started by
+//! `build()`, which encodes, writes, applies retention, deletes the files it is told to (what
+//! top-N pushed out), and reports. Each job runs under `NoSubscriber`
 //! (see `quiet`): the thread's own work is never recorded and cannot re-enter the recorder.
 
 use std::collections::{HashSet, VecDeque};
@@ -24,16 +22,13 @@ use crate::dump::chrome;
 use crate::dump::context::DumpContext;
 use crate::dump::files::{self, DumpInfo, FileModes};
 use crate::dump::outcome::{DumpOutcome, SlowSpan, TriggerOutcome};
-use crate::dump::snapshot::{Capture, Timebase};
 use crate::error::{DumpError, DumpStage};
+use crate::record::{Capture, Timebase};
 use crate::sync::quietly;
 use crate::sync::{lock, try_lock_until};
-use crate::trigger::admission::{CooldownGate, Reason, ShardedCounter, Slowest};
 
 /// Default directory for triggered dumps.
 pub const DEFAULT_DUMP_DIR: &str = "blackbox-dumps";
-/// Default minimum interval between two triggered dumps.
-pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(60);
 /// Default number of triggered dumps that may wait for the dump thread.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 16;
 /// How long dropping the last handle waits for queued dumps.
@@ -43,11 +38,9 @@ pub(crate) const DROP_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub(crate) struct DumpConfig {
     pub(crate) dir: PathBuf,
-    pub(crate) cooldown: Duration,
     pub(crate) queue_capacity: usize,
     pub(crate) keep_files: Option<usize>,
     pub(crate) keep_bytes: Option<u64>,
-    pub(crate) keep_slowest: Option<usize>,
     pub(crate) gzip: bool,
     pub(crate) on_dump: Option<OnDump>,
     pub(crate) modes: FileModes,
@@ -57,11 +50,9 @@ impl fmt::Debug for DumpConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DumpConfig")
             .field("dir", &self.dir)
-            .field("cooldown", &self.cooldown)
             .field("queue_capacity", &self.queue_capacity)
             .field("keep_files", &self.keep_files)
             .field("keep_bytes", &self.keep_bytes)
-            .field("keep_slowest", &self.keep_slowest)
             .field("gzip", &self.gzip)
             .field("on_dump", &self.on_dump.is_some())
             .field("modes", &self.modes)
@@ -73,11 +64,9 @@ impl Default for DumpConfig {
     fn default() -> Self {
         DumpConfig {
             dir: PathBuf::from(DEFAULT_DUMP_DIR),
-            cooldown: DEFAULT_COOLDOWN,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             keep_files: None,
             keep_bytes: None,
-            keep_slowest: None,
             gzip: false,
             on_dump: None,
             modes: FileModes::default(),
@@ -85,26 +74,26 @@ impl Default for DumpConfig {
     }
 }
 
+/// Called with the file a triggered dump was written to; `false` means the file is no longer
+/// wanted (top-N pushed its breach out meanwhile) and the dump thread deletes it.
+pub(crate) type AfterWrite = Box<dyn FnOnce(&Path) -> bool + Send>;
+
 /// A triggered dump on its way to the dump thread.
-struct Job {
-    context: DumpContext,
-    capture: Capture,
-    /// For top-N: the entry in `slowest` this dump fills.
-    slowest_entry: Option<u64>,
+pub(crate) struct Job {
+    pub(crate) context: DumpContext,
+    pub(crate) capture: Capture,
+    pub(crate) after_write: Option<AfterWrite>,
 }
 
 #[derive(Default)]
 struct DumperState {
-    /// Suppressed triggers counted under the lock (queue, top-N, memory).
-    suppressed: u64,
     /// Jobs queued or being written.
     pending: usize,
     /// Files this recorder wrote (or found from an earlier run), oldest first: (path, bytes).
     written: VecDeque<(PathBuf, u64)>,
     /// Directories whose earlier dumps have been counted.
     scanned: HashSet<PathBuf>,
-    slowest: Slowest<PathBuf>,
-    /// Files to delete, by the dump thread (top-N pushed them out).
+    /// Files to delete, by the dump thread.
     doomed: Vec<PathBuf>,
     last_error: Option<DumpError>,
 }
@@ -114,9 +103,6 @@ struct DumperInner {
     timebase: Timebase,
     state: Mutex<DumperState>,
     idle: Condvar,
-    gate: CooldownGate,
-    /// Triggers suppressed by the cooldown, counted without the lock.
-    gated: ShardedCounter,
 }
 
 /// Owns the dump thread and the dump bookkeeping.
@@ -126,21 +112,16 @@ pub(crate) struct Dumper {
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
-/// An admitted trigger: a place in the queue, reserved. Submit it with a snapshot, or drop it
-/// to give the place back (the trigger then counts as suppressed).
-pub(crate) struct Ticket<'a> {
+/// A place in the queue, reserved. Submit a job with it, or drop it to give the place back.
+pub(crate) struct Reservation<'a> {
     dumper: &'a Dumper,
-    suppressed: u64,
-    slowest_entry: Option<u64>,
     submitted: bool,
 }
 
-impl Drop for Ticket<'_> {
+impl Drop for Reservation<'_> {
     fn drop(&mut self) {
         if !self.submitted {
-            self.dumper
-                .inner
-                .give_back(1 + self.suppressed, self.slowest_entry);
+            self.dumper.inner.give_back();
         }
     }
 }
@@ -148,15 +129,12 @@ impl Drop for Ticket<'_> {
 impl Dumper {
     /// Starts the dump thread.
     pub(crate) fn new(config: DumpConfig, timebase: Timebase) -> io::Result<Self> {
-        let cooldown = u64::try_from(config.cooldown.as_nanos()).unwrap_or(u64::MAX);
         let (tx, rx) = mpsc::sync_channel::<Box<Job>>(config.queue_capacity);
         let inner = Arc::new(DumperInner {
             config,
             timebase,
             state: Mutex::new(DumperState::default()),
             idle: Condvar::new(),
-            gate: CooldownGate::new(cooldown),
-            gated: ShardedCounter::default(),
         });
         let worker = Arc::clone(&inner);
         let thread = std::thread::Builder::new()
@@ -178,81 +156,37 @@ impl Dumper {
         &self.inner.config
     }
 
-    /// Whether a trigger for `reason` at `now` may dump: the cooldown (rate-limited reasons),
-    /// top-N (`slow_nanos`, for slow spans), room in the queue, and `held_bytes` (memory that
-    /// snapshots hold beyond the budget) under `held_limit`. `None`: suppressed and counted.
-    #[inline]
-    pub(crate) fn admit(
-        &self,
-        reason: &Reason,
-        now: u64,
-        slow_nanos: Option<u64>,
-        held_bytes: usize,
-        held_limit: usize,
-    ) -> Option<Ticket<'_>> {
-        let inner = &self.inner;
-        let rate_limited = reason.is_rate_limited();
-        if rate_limited && inner.gate.is_closed(now) {
-            inner.gated.increment();
+    /// A place in the queue, if there is one (queued and written dumps count).
+    pub(crate) fn reserve(&self) -> Option<Reservation<'_>> {
+        let mut state = lock(&self.inner.state);
+        if state.pending >= self.inner.config.queue_capacity {
             return None;
-        }
-        let mut state = lock(&inner.state);
-        if rate_limited && inner.gate.is_closed(now) {
-            drop(state);
-            inner.gated.increment();
-            return None;
-        }
-        if state.pending >= inner.config.queue_capacity || held_bytes > held_limit {
-            state.suppressed += 1;
-            return None;
-        }
-        let slowest_entry = match (inner.config.keep_slowest, slow_nanos) {
-            (Some(keep), Some(nanos)) => {
-                let Some((entry, displaced)) = state.slowest.admit(keep, nanos) else {
-                    state.suppressed += 1;
-                    return None;
-                };
-                state.doomed.extend(displaced);
-                Some(entry)
-            }
-            _ => None,
-        };
-        if rate_limited {
-            inner.gate.close(now);
         }
         state.pending += 1;
-        let suppressed = std::mem::take(&mut state.suppressed) + inner.gated.take();
-        Some(Ticket {
+        Some(Reservation {
             dumper: self,
-            suppressed,
-            slowest_entry,
             submitted: false,
         })
     }
 
-    /// Queues the dump of an admitted trigger.
-    pub(crate) fn submit(
-        &self,
-        mut ticket: Ticket<'_>,
-        mut context: DumpContext,
-        capture: Capture,
-    ) -> TriggerOutcome {
-        context.suppressed = ticket.suppressed;
-        let job = Box::new(Job {
-            context,
-            capture,
-            slowest_entry: ticket.slowest_entry,
-        });
+    /// Queues a job in its reserved place.
+    pub(crate) fn submit(&self, mut reservation: Reservation<'_>, job: Job) -> TriggerOutcome {
         let sent = lock(&self.sender)
             .as_ref()
-            .is_some_and(|tx| tx.try_send(job).is_ok());
-        // The place was reserved, so only a stopped thread refuses; the ticket then gives it back.
-        ticket.submitted = sent;
+            .is_some_and(|tx| tx.try_send(Box::new(job)).is_ok());
+        // The place was reserved, so only a stopped thread refuses; the reservation then gives
+        // it back.
+        reservation.submitted = sent;
         if sent {
             TriggerOutcome::Queued
         } else {
             TriggerOutcome::Suppressed
         }
+    }
+
+    /// Files for the dump thread to delete (never deleted on a recording thread).
+    pub(crate) fn delete_later(&self, files: Vec<PathBuf>) {
+        lock(&self.inner.state).doomed.extend(files);
     }
 
     /// Waits until every queued dump is written, or `timeout` passes; true if all were.
@@ -322,15 +256,9 @@ impl Drop for Dumper {
 }
 
 impl DumperInner {
-    /// An admitted trigger that will not be dumped: frees its place and counts it.
-    fn give_back(&self, suppressed: u64, slowest_entry: Option<u64>) {
-        let mut state = lock(&self.state);
-        state.pending -= 1;
-        state.suppressed += suppressed;
-        if let Some(entry) = slowest_entry {
-            state.slowest.abandon(entry);
-        }
-        drop(state);
+    /// A reserved place that will not be used.
+    fn give_back(&self) {
+        lock(&self.state).pending -= 1;
         self.idle.notify_all();
     }
 
@@ -344,11 +272,12 @@ impl DumperInner {
             None,
         );
         drop(job.capture);
+        let unwanted = match (job.after_write, &result) {
+            (Some(after_write), Ok(info)) => !after_write(&info.path),
+            _ => false,
+        };
         let mut state = lock(&self.state);
-        if let (Some(entry), Ok(info)) = (job.slowest_entry, &result)
-            && !state.slowest.written(entry, info.path.clone())
-        {
-            // A slower breach took its place while it was being written.
+        if let (true, Ok(info)) = (unwanted, &result) {
             state.doomed.push(info.path.clone());
         }
         state.pending -= 1;
@@ -476,7 +405,6 @@ impl DumperInner {
             }
             if let Some((path, _)) = state.written.remove(oldest) {
                 let _ = fs::remove_file(&path);
-                state.slowest.forget_file(&path);
             }
         }
     }

@@ -17,12 +17,11 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::dump::context::TriggerEvent;
+use crate::record::Recording;
 use crate::record::encode::{FLAG_EXPLICIT_PARENT, Scratch, kind};
+use crate::record::hooks::TriggerHooks;
 use crate::record::span_timing::SpanTiming;
 use crate::record::storage::{ThreadBuffer, ThreadIdentity, next_tid};
-use crate::recorder::Shared;
-use crate::trigger::admission::Reason;
 
 /// Span ids are handed out to threads in blocks, so a new span costs no shared atomic.
 const KEY_BLOCK: u64 = 1 << 12;
@@ -30,7 +29,7 @@ const KEY_BLOCK: u64 = 1 << 12;
 /// Per-thread, per-recorder state.
 struct Slot {
     recorder: u64,
-    shared: Weak<Shared>,
+    shared: Weak<Recording>,
     buffer: Arc<ThreadBuffer>,
     scratch: Scratch,
     /// Registry ids of the spans this thread is in, innermost last (as this layer saw them, so
@@ -41,7 +40,7 @@ struct Slot {
 }
 
 impl Slot {
-    fn new(shared: &Arc<Shared>) -> Slot {
+    fn new(shared: &Arc<Recording>) -> Slot {
         let identity = ThreadIdentity {
             tid: next_tid(),
             name: std::thread::current().name().map(str::to_owned),
@@ -94,7 +93,9 @@ thread_local! {
 /// [`FlightRecorder::builder`](crate::FlightRecorder::builder).
 #[must_use = "a layer records nothing until it is added to a subscriber"]
 pub struct FlightRecorderLayer {
-    shared: Arc<Shared>,
+    shared: Arc<Recording>,
+    /// The triggers this layer reports errors and slow spans to, if any are configured.
+    hooks: Option<Arc<dyn TriggerHooks>>,
 }
 
 impl fmt::Debug for FlightRecorderLayer {
@@ -106,14 +107,14 @@ impl fmt::Debug for FlightRecorderLayer {
 }
 
 impl FlightRecorderLayer {
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        FlightRecorderLayer { shared }
+    pub(crate) fn new(shared: Arc<Recording>, hooks: Option<Arc<dyn TriggerHooks>>) -> Self {
+        FlightRecorderLayer { shared, hooks }
     }
 
     /// Runs `f` with this thread's slot. Re-entrant calls and calls during thread teardown
     /// cannot get the slot: they are counted as dropped when recording.
     #[inline]
-    fn with_slot(&self, f: impl FnOnce(&Shared, &mut Slot)) {
+    fn with_slot(&self, f: impl FnOnce(&Recording, &mut Slot)) {
         let shared = &self.shared;
         let done = SLOTS
             .try_with(|slots| {
@@ -152,7 +153,7 @@ impl FlightRecorderLayer {
                 && slow.timing() == SpanTiming::Busy
             {
                 slow.on_enter_exit(id.into_u64(), kind == kind::ENTER, shared.now(), |a, b| {
-                    shared.timebase.clock.delta_as_nanos(a, b)
+                    shared.timebase.nanos_between(a, b)
                 });
             }
             match kind {
@@ -268,21 +269,14 @@ where
                 recorded_at = Some(ts);
             }
         });
-        let shared = &self.shared;
-        if let Some(level) = shared.error_level
+        if let Some(level) = self.shared.error_level
             && *event.metadata().level() <= level
+            && let Some(hooks) = &self.hooks
         {
-            // After the record is in, so the dump shows it; the dump also names the event
-            // itself, which it needs when the record could not be kept.
-            let now = recorded_at.unwrap_or_else(|| shared.now());
-            shared.trigger(Reason::Error, now, None, || {
-                Some(TriggerEvent::capture(
-                    event,
-                    shared.max_field_bytes,
-                    &shared.redaction,
-                    recorded_at.is_some(),
-                ))
-            });
+            // After the record is in, so the dump shows it; the triggers are also told whether
+            // it could be kept.
+            let now = recorded_at.unwrap_or_else(|| self.shared.now());
+            hooks.error_event(event, recorded_at.is_some(), now);
         }
     }
 
@@ -308,12 +302,13 @@ where
         if let Some(slow) = &shared.slow {
             let now = recorded.unwrap_or_else(|| shared.now());
             let breach = slow.on_close(id.into_u64(), now, |a, b| {
-                shared.timebase.clock.delta_as_nanos(a, b)
+                shared.timebase.nanos_between(a, b)
             });
             if let Some(breach) = breach
                 && shared.is_recording()
+                && let Some(hooks) = &self.hooks
             {
-                shared.trigger_slow_span(breach, slow.timing(), now);
+                hooks.slow_span(breach, now);
             }
         }
     }

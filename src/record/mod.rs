@@ -3,8 +3,164 @@
 //! nothing from the stages after it (`dump`, `trigger`, `serve`); it reaches the triggers only
 //! through the [`hooks::TriggerHooks`] trait they implement.
 
+pub(crate) mod clock;
 pub(crate) mod encode;
+pub(crate) mod hooks;
 pub(crate) mod layer;
 pub(crate) mod redact;
 pub(crate) mod span_timing;
 pub(crate) mod storage;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+use std::time::Instant;
+
+use tracing_core::Level;
+
+pub(crate) use clock::Timebase;
+use encode::Encoded;
+use redact::Redaction;
+use span_timing::{SlowSpanConfig, SlowSpans};
+use storage::{RawSnapshot, Storage, StorageLimits, ThreadBuffer};
+
+/// What the recording needs from the configuration.
+pub(crate) struct RecordingConfig {
+    pub(crate) max_bytes: usize,
+    pub(crate) min_age: Duration,
+    pub(crate) max_field_bytes: usize,
+    pub(crate) recording: bool,
+    pub(crate) enabled: bool,
+    pub(crate) redaction: Redaction,
+    pub(crate) slow_spans: SlowSpanConfig,
+    pub(crate) error_level: Option<Level>,
+    pub(crate) clock: Option<quanta::Clock>,
+}
+
+/// The recording: what the layer writes into and every later stage reads from.
+pub(crate) struct Recording {
+    pub(crate) id: u64,
+    pub(crate) storage: Storage,
+    pub(crate) timebase: Timebase,
+    pub(crate) max_field_bytes: usize,
+    /// Field names whose values are recorded as `[REDACTED]`.
+    pub(crate) redaction: Redaction,
+    recording: AtomicBool,
+    dropped: AtomicU64,
+    /// Latency timing, when a threshold is configured.
+    pub(crate) slow: Option<SlowSpans>,
+    /// Events at this level or more severe are reported to the triggers.
+    pub(crate) error_level: Option<Level>,
+    /// False when switched off (`BLACKBOX=0`): every callback returns at once.
+    pub(crate) enabled: bool,
+    max_bytes: usize,
+    min_age: Duration,
+}
+
+/// Chunks and counters copied at one instant, not yet decoded.
+pub(crate) struct Capture {
+    pub(crate) raw: RawSnapshot,
+    /// Clock reading of the snapshot.
+    pub(crate) end_raw: u64,
+    pub(crate) dropped: u64,
+    pub(crate) max_bytes: usize,
+    pub(crate) min_age: Duration,
+}
+
+impl Recording {
+    pub(crate) fn new(config: RecordingConfig) -> Self {
+        static NEXT_RECORDER: AtomicU64 = AtomicU64::new(1);
+        Recording {
+            id: NEXT_RECORDER.fetch_add(1, Ordering::Relaxed),
+            storage: Storage::new(StorageLimits::for_budget(config.max_bytes, config.min_age)),
+            timebase: Timebase::new(config.clock.unwrap_or_default()),
+            max_field_bytes: config.max_field_bytes,
+            redaction: config.redaction,
+            recording: AtomicBool::new(config.recording && config.enabled),
+            dropped: AtomicU64::new(0),
+            slow: config
+                .slow_spans
+                .is_enabled()
+                .then(|| SlowSpans::new(&config.slow_spans)),
+            error_level: config.error_level,
+            enabled: config.enabled,
+            max_bytes: config.max_bytes,
+            min_age: config.min_age,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn is_recording(&self) -> bool {
+        self.recording.load(Ordering::Relaxed)
+    }
+
+    /// Starts or stops recording; a recording built disabled stays off.
+    pub(crate) fn set_recording(&self, on: bool) {
+        self.recording.store(on && self.enabled, Ordering::Relaxed);
+    }
+
+    /// A raw clock reading.
+    #[inline]
+    pub(crate) fn now(&self) -> u64 {
+        self.timebase.now()
+    }
+
+    pub(crate) fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
+    pub(crate) fn min_age(&self) -> Duration {
+        self.min_age
+    }
+
+    pub(crate) fn count_dropped(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Appends a record; `false` if it could not be kept (counted as dropped).
+    #[inline]
+    pub(crate) fn append(&self, buffer: &Arc<ThreadBuffer>, record: Encoded<'_>, ts: u64) -> bool {
+        if buffer.try_append(record, ts) {
+            return true;
+        }
+        let appended = self
+            .storage
+            .append_slow(buffer, record, ts, self.now(), |from, to| {
+                self.timebase.nanos_between(from, to)
+            });
+        if !appended {
+            self.count_dropped();
+        }
+        appended
+    }
+
+    /// Copies the chunks and counters now; decoding comes later, on whichever thread dumps.
+    pub(crate) fn capture(&self) -> Capture {
+        self.finish_capture(self.storage.snapshot())
+    }
+
+    /// [`capture`](Self::capture) for a panic hook: gives up (`None`) rather than wait past
+    /// `deadline` for a lock the panicking thread may hold.
+    pub(crate) fn try_capture(&self, deadline: Instant) -> Option<Capture> {
+        self.storage
+            .try_snapshot(deadline)
+            .map(|raw| self.finish_capture(raw))
+    }
+
+    fn finish_capture(&self, raw: RawSnapshot) -> Capture {
+        Capture {
+            raw,
+            end_raw: self.now(),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            max_bytes: self.max_bytes,
+            min_age: self.min_age,
+        }
+    }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        // Threads may outlive the recorder and still hold their buffers: free the chunks now.
+        self.storage.release_all();
+    }
+}

@@ -21,10 +21,11 @@ mod limits;
 mod load_tests;
 #[cfg(test)]
 mod model_tests;
+mod thread;
 
 use std::collections::BinaryHeap;
 use std::mem;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -38,75 +39,8 @@ use ringbuf::traits::Observer;
 use candidate::Candidate;
 pub(crate) use chunk::{Chunk, HeldBytes, HeldCopies};
 pub(crate) use limits::{EXPIRE_PER_ROLL, FIRST_CHUNK_BYTES, StorageLimits};
-
-/// Identity of a recording thread, as it appears in dumps.
-#[derive(Debug, Clone)]
-pub(crate) struct ThreadIdentity {
-    pub(crate) tid: u64,
-    pub(crate) name: Option<String>,
-}
-
-struct ThreadState {
-    sealed: HeapRb<Arc<Chunk>>,
-    /// Empty (no capacity) or holding at least one record.
-    current: Chunk,
-    /// Capacity of the next chunk this thread asks for.
-    next_chunk_bytes: usize,
-    written: u64,
-}
-
-impl ThreadState {
-    /// The age of the oldest chunk this thread could give up: its oldest sealed one, else
-    /// (when allowed) its current one.
-    fn oldest_key(&mut self, include_current: bool) -> Option<u64> {
-        if let Some(head) = self.sealed.try_peek() {
-            return Some(head.last_ts);
-        }
-        (include_current && !self.current.is_empty()).then_some(self.current.last_ts)
-    }
-
-    fn has_records(&self) -> bool {
-        !self.sealed.is_empty() || !self.current.is_empty()
-    }
-}
-
-/// One thread's records.
-pub(crate) struct ThreadBuffer {
-    pub(crate) identity: ThreadIdentity,
-    /// Padded so two threads' locks never share a cache line.
-    state: CachePadded<Mutex<ThreadState>>,
-    /// The rest is the storage's bookkeeping, changed only under the storage lock.
-    /// Position in `StorageInner::threads`.
-    index: AtomicUsize,
-    /// Whether the eviction heap holds an entry for this thread.
-    in_heap: AtomicBool,
-    exited: AtomicBool,
-}
-
-impl ThreadBuffer {
-    /// Appends a record if it fits the current chunk. Returns `false` when a new chunk is needed.
-    #[inline]
-    pub(crate) fn try_append(&self, record: Encoded<'_>, ts: u64) -> bool {
-        let mut state = lock(&self.state);
-        if state.current.fits(record) {
-            state.current.push(record, ts);
-            state.written += 1;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Shares the sealed chunks and copies the current one.
-    fn copy(&self, state: &mut ThreadState, written: &mut u64) -> RawThread {
-        *written += state.written;
-        RawThread {
-            identity: self.identity.clone(),
-            sealed: state.sealed.iter().cloned().collect(),
-            current: state.current.copy(),
-        }
-    }
-}
+use thread::ThreadState;
+pub(crate) use thread::{ThreadBuffer, ThreadIdentity, next_tid};
 
 /// Counters and chunks copied out of [`Storage`] at one instant.
 pub(crate) struct RawSnapshot {
@@ -250,10 +184,6 @@ impl Storage {
     /// Bytes that snapshots keep alive beyond the budget (see [`HeldBytes`]).
     pub(crate) fn held_bytes(&self) -> usize {
         self.held.get()
-    }
-
-    pub(crate) fn limits(&self) -> StorageLimits {
-        self.limits
     }
 
     /// Registers the calling thread.
@@ -501,10 +431,4 @@ impl Storage {
     pub(crate) fn victim_checks(&self) -> u64 {
         lock(&self.inner).victim_checks
     }
-}
-
-/// Process-wide source of thread ids for dumps.
-pub(crate) fn next_tid() -> u64 {
-    static NEXT_TID: AtomicU64 = AtomicU64::new(1);
-    NEXT_TID.fetch_add(1, Ordering::Relaxed)
 }

@@ -15,9 +15,9 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::{MAX_BODIES_IN_FLIGHT, SNAPSHOT_PATH};
+use crate::dump::context::Reason;
 use crate::recorder::FlightRecorder;
 use crate::sync::quietly;
-use crate::trigger::admission::Reason;
 
 pub(super) struct Endpoint {
     recorder: FlightRecorder,

@@ -1,5 +1,5 @@
-//! The `/debug/trace/snapshot` HTTP endpoint (feature `http`): hyper on a small runtime thread
-//! of its own, with hard bounds.
+//! Stage 4, the `/debug/trace/snapshot` HTTP endpoint (feature `http`): hyper on a small
+//! runtime thread of its own, with hard bounds. Takes a handle; the handle knows nothing of it.
 //!
 //! Bounds that hold whatever clients do: request heads at most [`MAX_HEADER_BYTES`] and
 //! [`MAX_HEADERS`] lines (431 beyond); a client that does not finish its request head within
@@ -193,10 +193,27 @@ impl Drop for HttpServer {
     }
 }
 
-pub(crate) fn serve(
-    recorder: &FlightRecorder,
-    config: HttpConfig,
-) -> Result<HttpServer, HttpError> {
+impl FlightRecorder {
+    /// Serves snapshots over HTTP on `addr` (loopback only; see
+    /// [`serve_http_with`](Self::serve_http_with)): `GET /debug/trace/snapshot` answers with a
+    /// dump (`otherData.reason` = `http`), `?gzip=1` with it gzipped. Dropping the returned
+    /// guard stops the server.
+    ///
+    /// ```text
+    /// curl http://127.0.0.1:6060/debug/trace/snapshot > trace.json
+    /// curl -o trace.json.gz 'http://127.0.0.1:6060/debug/trace/snapshot?gzip=1'
+    /// ```
+    pub fn serve_http(&self, addr: &str) -> Result<HttpServer, HttpError> {
+        serve(self, HttpConfig::new(addr))
+    }
+
+    /// [`serve_http`](Self::serve_http) with a bearer token, or on a non-loopback address.
+    pub fn serve_http_with(&self, config: HttpConfig) -> Result<HttpServer, HttpError> {
+        serve(self, config)
+    }
+}
+
+fn serve(recorder: &FlightRecorder, config: HttpConfig) -> Result<HttpServer, HttpError> {
     let addr = config
         .addr
         .to_socket_addrs()

@@ -1,4 +1,4 @@
-//! Whether a trigger may dump: typed reasons, the cooldown gate, suppressed counts, top-N.
+//! Whether a trigger may dump: the cooldown gate, suppressed counts, top-N.
 //!
 //! Everything here is a function of `now` (nanoseconds on the recorder's clock), so tests drive
 //! it with plain numbers. The cooldown gate is read without a lock: a trigger inside the
@@ -9,46 +9,6 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossbeam_utils::CachePadded;
-
-/// Why a dump is written.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Reason {
-    /// A span closed over its latency threshold.
-    SlowSpan,
-    /// An event at the error level (or the configured one).
-    Error,
-    /// SIGUSR1.
-    Signal,
-    /// A panic (written synchronously by the panic hook).
-    Panic,
-    /// `write_to`, `dump_to_file`, `dump_to_dir`.
-    Manual,
-    /// The snapshot endpoint.
-    #[cfg_attr(not(feature = "http"), allow(dead_code))]
-    Http,
-    /// [`FlightRecorder::trigger`](crate::FlightRecorder::trigger) with the user's label.
-    User(String),
-}
-
-impl Reason {
-    /// The name written to `otherData.reason` and used in file names.
-    pub(crate) fn as_str(&self) -> &str {
-        match self {
-            Reason::SlowSpan => "slow_span",
-            Reason::Error => "error",
-            Reason::Signal => "signal",
-            Reason::Panic => "panic",
-            Reason::Manual => "manual",
-            Reason::Http => "http",
-            Reason::User(label) => label,
-        }
-    }
-
-    /// Whether the cooldown applies: automatic triggers yes, an operator's request no.
-    pub(crate) fn is_rate_limited(&self) -> bool {
-        matches!(self, Reason::SlowSpan | Reason::Error | Reason::User(_))
-    }
-}
 
 /// The cooldown between two rate-limited dumps, readable without a lock.
 pub(crate) struct CooldownGate {
@@ -167,40 +127,11 @@ impl<F: PartialEq> Slowest<F> {
     pub(crate) fn abandon(&mut self, id: u64) {
         self.entries.retain(|&(_, entry, _)| entry != id);
     }
-
-    /// `file` was deleted by retention: its entry no longer owns a file.
-    pub(crate) fn forget_file(&mut self, file: &F) {
-        for entry in &mut self.entries {
-            if entry.2.as_ref() == Some(file) {
-                entry.2 = None;
-            }
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reasons_and_rate_limits() {
-        assert_eq!(Reason::SlowSpan.as_str(), "slow_span");
-        assert_eq!(
-            Reason::User("payment_failed".into()).as_str(),
-            "payment_failed"
-        );
-        for (reason, limited) in [
-            (Reason::SlowSpan, true),
-            (Reason::Error, true),
-            (Reason::User("x".into()), true),
-            (Reason::Signal, false),
-            (Reason::Panic, false),
-            (Reason::Manual, false),
-            (Reason::Http, false),
-        ] {
-            assert_eq!(reason.is_rate_limited(), limited, "{reason:?}");
-        }
-    }
 
     #[test]
     fn the_gate_closes_for_the_cooldown_from_the_accepted_dump() {
@@ -246,8 +177,5 @@ mod tests {
         assert!(gone.is_empty(), "d had no file yet");
         assert!(!slowest.written(d, "d"), "d was pushed out meanwhile");
         assert!(slowest.written(c, "c"));
-        slowest.forget_file(&"c");
-        let (_, gone) = slowest.admit(2, 60).unwrap();
-        assert!(gone.is_empty(), "c's file was already deleted by retention");
     }
 }

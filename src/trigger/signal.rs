@@ -9,23 +9,23 @@ use std::sync::{Arc, Weak};
 use signal_hook::consts::SIGUSR1;
 use signal_hook::iterator::Signals;
 
-use crate::recorder::Shared;
-use crate::sync::lock;
-use crate::sync::quietly;
-use crate::trigger::admission::Reason;
+use super::Triggers;
+use crate::dump::context::Reason;
+use crate::sync::{lock, quietly};
 
-pub(crate) fn install(shared: &Arc<Shared>) -> io::Result<()> {
+pub(crate) fn install(triggers: &Arc<Triggers>) -> io::Result<()> {
     let mut signals = Signals::new([SIGUSR1])?;
-    *lock(&shared.signals) = Some(signals.handle());
-    let recorder: Weak<Shared> = Arc::downgrade(shared);
+    *lock(&triggers.signals) = Some(signals.handle());
+    let triggers: Weak<Triggers> = Arc::downgrade(triggers);
     std::thread::Builder::new()
         .name("blackbox-signals".to_owned())
         .spawn(move || {
             for _ in signals.forever() {
-                let Some(shared) = recorder.upgrade() else {
+                let Some(triggers) = triggers.upgrade() else {
                     break;
                 };
-                quietly(|| shared.trigger(Reason::Signal, shared.now(), None, || None));
+                let now = triggers.recording.now();
+                quietly(|| triggers.trigger(Reason::Signal, now, None, || None));
             }
         })?;
     Ok(())

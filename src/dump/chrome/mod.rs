@@ -7,28 +7,25 @@
 //! Working memory is about the size of the capture itself, not several times it. See
 //! `docs/format.md`.
 
+mod flows;
 mod json;
+mod other_data;
 mod spans;
 mod timeline;
 
-use std::collections::HashMap;
 use std::io::{self, BufWriter, Write};
-
-use serde_json::Value;
 
 use crate::dump::context::DumpContext;
 use crate::dump::reader::{Body, RecordReader, ValueRef};
-use crate::dump::snapshot::{Capture, Ids, RecordAt, TimeOrder, Timebase};
+use crate::dump::snapshot::{Ids, RecordAt, TimeOrder};
 use crate::record::encode::{FLAG_FIELDS_DROPPED, kind};
-use json::{json_str, json_value, micros, trigger_event_json, value_json, write_fields};
-use spans::{MANY_THREADS, SpanTable};
+use crate::record::{Capture, Timebase};
+use json::{json_str, json_value, micros, write_fields};
+use spans::SpanTable;
 use timeline::{INCOMPLETE, Out, OutKind, REPAIRED, Repairs, START_EVICTED, Timeline};
 
 /// Version of the dump layout, in `otherData.version`.
 pub const FORMAT_VERSION: u32 = 1;
-
-/// A slice's start, its thread's tid and capture index: flows go in this order.
-type SliceStart = (u64, u64, u32);
 
 /// Instant flag: the event named its parent explicitly.
 const EXPLICIT_PARENT: u8 = 1;
@@ -189,57 +186,6 @@ impl<'c> Encoder<'c> {
         }
         for timeline in self.timelines.iter_mut().flatten() {
             timeline.sort();
-        }
-    }
-
-    /// Links the consecutive slices (polls, for async code) of every span that ran on more than
-    /// one thread with flow arrows: `s` on the first, `t` on the ones between, `f` on the last,
-    /// each at its slice's start, so a request can be followed from thread to thread.
-    fn add_flows(&mut self) {
-        // Which spans have slices on two threads or more.
-        for (thread, timeline) in self.timelines.iter().enumerate() {
-            let Some(timeline) = timeline else { continue };
-            for out in timeline.out.iter().filter(|o| o.kind == OutKind::Slice) {
-                if let Some(info) = self.spans.get_mut(out.id) {
-                    info.sliced_on(thread as u32);
-                }
-            }
-        }
-        // Per span: its slices' (start, tid, capture thread).
-        let mut slices: HashMap<u64, Vec<SliceStart>> = HashMap::new();
-        for (thread, timeline) in self.timelines.iter().enumerate() {
-            let Some(timeline) = timeline else { continue };
-            let tid = self.capture.raw.threads[thread].identity.tid;
-            for out in timeline.out.iter().filter(|o| o.kind == OutKind::Slice) {
-                if self.spans.get(out.id).slice_thread == MANY_THREADS {
-                    slices
-                        .entry(out.id)
-                        .or_default()
-                        .push((out.ts, tid, thread as u32));
-                }
-            }
-        }
-        let mut slices: Vec<(u64, Vec<SliceStart>)> = slices.into_iter().collect();
-        slices.sort_unstable_by_key(|(span, _)| *span);
-        for (span, mut list) in slices {
-            list.sort_unstable();
-            let last = list.len() - 1;
-            for (i, (ts, _, thread)) in list.into_iter().enumerate() {
-                let phase = match i {
-                    0 => b's',
-                    i if i == last => b'f',
-                    _ => b't',
-                };
-                if let Some(Some(timeline)) = self.timelines.get_mut(thread as usize) {
-                    timeline.out.push(Out {
-                        ts,
-                        value: u64::from(phase),
-                        id: span,
-                        kind: OutKind::Flow,
-                        flags: 0,
-                    });
-                }
-            }
         }
     }
 
@@ -447,60 +393,6 @@ impl<'c> Encoder<'c> {
         }
         write_fields(w, fields.iter().filter(|(name, _)| *name != "message"))?;
         w.write_all(b"}}")
-    }
-
-    fn write_other_data(&self, w: &mut impl Write, context: &DumpContext) -> io::Result<()> {
-        let raw = &self.capture.raw;
-        let timebase = self.timebase;
-        let rfc3339 = |ns| Value::String(timebase.wall_time(ns).to_rfc3339());
-        let micros_value = |ns: u64| {
-            serde_json::Number::from_f64(ns as f64 / 1000.0).map_or(Value::Null, Value::Number)
-        };
-        let mut data = serde_json::json!({
-            "format": "tracing-blackbox",
-            "version": FORMAT_VERSION,
-            "crate_version": env!("CARGO_PKG_VERSION"),
-            "reason": context.reason.as_str(),
-            "anchor": timebase.anchor_wall.to_rfc3339(),
-            "window_start": rfc3339(self.window_start),
-            "window_end": rfc3339(self.window_end),
-            "window_start_us": micros_value(self.window_start),
-            "window_end_us": micros_value(self.window_end),
-            "max_bytes": timebase.max_bytes,
-            "min_age_ms": u64::try_from(timebase.min_age.as_millis()).unwrap_or(u64::MAX),
-            "allocated_bytes": raw.allocated_bytes,
-            "written": raw.written,
-            "overwritten": raw.overwritten,
-            "dropped": self.capture.dropped,
-            "retained": self.retained,
-            "repaired_exits": self.repairs.out_of_order_exits,
-            "evicted_enters": self.repairs.evicted_enters,
-            "suppressed": context.suppressed,
-        });
-        for (key, value) in &context.extra {
-            data[*key] = value.clone();
-        }
-        if let Some(trigger) = &context.trigger {
-            let mut fields = Vec::new();
-            self.spans
-                .fields(trigger.span_id, &raw.threads, &mut fields);
-            let fields: serde_json::Map<String, Value> = fields
-                .iter()
-                .map(|(name, value)| ((*name).to_owned(), value_json(value)))
-                .collect();
-            data["trigger"] = serde_json::json!({
-                "span": trigger.span_name,
-                "span_id": trigger.span_id,
-                "fields": fields,
-                "duration_ms": trigger.duration_nanos as f64 / 1e6,
-                "threshold_ms": trigger.threshold_nanos as f64 / 1e6,
-                "timing": trigger.timing.as_str(),
-            });
-        }
-        if let Some(event) = &context.event {
-            data["trigger_event"] = trigger_event_json(event);
-        }
-        serde_json::to_writer(w, &data).map_err(io::Error::from)
     }
 }
 

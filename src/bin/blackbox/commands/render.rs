@@ -13,7 +13,8 @@ use std::path::Path;
 use serde_json::Value;
 use tracing_blackbox::analyze::{LoadError, TraceEvent};
 
-use crate::{Failure, Threads, fields_of, format_duration, format_fields, read};
+use crate::output::{Threads, fields_of, format_duration, format_fields};
+use crate::{Failure, read};
 
 const LABEL_WIDTH: f64 = 170.0;
 const ROW: f64 = 18.0;
