@@ -10,11 +10,11 @@ use crate::config::Config;
 use crate::dump::outcome::DumpOutcome;
 use crate::dump::worker::Dumper;
 use crate::error::BuildError;
+use crate::record::Recording;
 use crate::record::hooks::TriggerHooks;
 use crate::record::layer::FlightRecorderLayer;
 use crate::record::redact::Redaction;
 use crate::record::span_timing::SpanTiming;
-use crate::record::{Recording, RecordingConfig};
 use crate::recorder::FlightRecorder;
 use crate::trigger::Triggers;
 
@@ -59,28 +59,28 @@ impl Builder {
     /// two, between 16 KiB and 1 MiB; 256 KiB for the default); when the cap is reached the
     /// oldest chunk of any thread is reused.
     pub fn max_bytes(mut self, bytes: usize) -> Self {
-        self.config.max_bytes = bytes;
+        self.config.record.max_bytes = bytes;
         self
     }
 
     /// How much history to aim for (default 10 s). Older records may be discarded, and their
     /// memory freed; younger ones are kept unless `max_bytes` forces them out.
     pub fn min_age(mut self, age: Duration) -> Self {
-        self.config.min_age = age;
+        self.config.record.min_age = age;
         self
     }
 
     /// Longest field value kept, in bytes (default 256). Longer strings and `Debug` output are
     /// cut at a character boundary and end with [`TRUNCATION_MARKER`](crate::TRUNCATION_MARKER).
     pub fn max_field_len(mut self, bytes: usize) -> Self {
-        self.config.max_field_len = bytes;
+        self.config.record.max_field_bytes = bytes;
         self
     }
 
     /// Whether the recorder records from the start (default `true`); see
     /// [`FlightRecorder::start`].
     pub fn recording(mut self, on: bool) -> Self {
-        self.config.recording = on;
+        self.config.record.recording = on;
         self
     }
 
@@ -89,7 +89,7 @@ impl Builder {
     /// that moment, so the dump ends with the slow span complete; the closing thread pays only
     /// for the copy, and the dump thread writes the file. Subject to the cooldown.
     pub fn dump_on_slow_span(mut self, threshold: Duration) -> Self {
-        self.config.slow_spans.default = Some(threshold);
+        self.config.record.slow_spans.default = Some(threshold);
         self
     }
 
@@ -102,15 +102,23 @@ impl Builder {
         threshold: Duration,
     ) -> Self {
         let name = name_or_target.into();
-        self.config.slow_spans.by_name.retain(|(n, _)| *n != name);
-        self.config.slow_spans.by_name.push((name, threshold));
+        self.config
+            .record
+            .slow_spans
+            .by_name
+            .retain(|(n, _)| *n != name);
+        self.config
+            .record
+            .slow_spans
+            .by_name
+            .push((name, threshold));
         self
     }
 
     /// How span latency is measured for the slow-span trigger: wall time from creation to
     /// close (default), or busy time summed over enter→exit.
     pub fn slow_span_timing(mut self, timing: SpanTiming) -> Self {
-        self.config.slow_spans.timing = timing;
+        self.config.record.slow_spans.timing = timing;
         self
     }
 
@@ -118,14 +126,14 @@ impl Builder {
     /// [`error_level`](Self::error_level)). The snapshot is taken right after the event, on
     /// the thread that emitted it; the dump thread writes it. Subject to the cooldown.
     pub fn dump_on_error(mut self) -> Self {
-        self.config.error_level.get_or_insert(Level::ERROR);
+        self.config.record.error_level.get_or_insert(Level::ERROR);
         self
     }
 
     /// Dumps on events at `level` or more severe (`Level::WARN`: warnings and errors); implies
     /// [`dump_on_error`](Self::dump_on_error).
     pub fn error_level(mut self, level: Level) -> Self {
-        self.config.error_level = Some(level);
+        self.config.record.error_level = Some(level);
         self
     }
 
@@ -230,20 +238,21 @@ impl Builder {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let case_sensitive = self.config.redaction.case_sensitive();
-        self.config.redaction = Redaction::new(names.into_iter().map(Into::into), case_sensitive);
+        let case_sensitive = self.config.record.redaction.case_sensitive();
+        self.config.record.redaction =
+            Redaction::new(names.into_iter().map(Into::into), case_sensitive);
         self
     }
 
     /// Adds one field name to redact, keeping the others.
     pub fn redact_field(mut self, name: impl Into<String>) -> Self {
-        self.config.redaction.add(name.into());
+        self.config.record.redaction.add(name.into());
         self
     }
 
     /// Compare redacted names exactly (default: without regard to ASCII case).
     pub fn redact_case_sensitive(mut self, on: bool) -> Self {
-        self.config.redaction.set_case_sensitive(on);
+        self.config.record.redaction.set_case_sensitive(on);
         self
     }
 
@@ -252,7 +261,7 @@ impl Builder {
     /// the stable API.
     #[doc(hidden)]
     pub fn clock(mut self, clock: quanta::Clock) -> Self {
-        self.config.clock = Some(clock);
+        self.config.record.clock = Some(clock);
         self
     }
 
@@ -260,7 +269,7 @@ impl Builder {
     /// records nothing and costs close to nothing; it installs no hook or signal handler, and
     /// [`FlightRecorder::start`] does not wake it. Meant for `BLACKBOX=0`.
     pub fn enabled(mut self, on: bool) -> Self {
-        self.config.enabled = on;
+        self.config.record.enabled = on;
         self
     }
 
@@ -302,17 +311,8 @@ impl Builder {
         }
         let config = self.config;
         check(&config)?;
-        let recording = Arc::new(Recording::new(RecordingConfig {
-            max_bytes: config.max_bytes,
-            min_age: config.min_age,
-            max_field_bytes: config.max_field_len,
-            recording: config.recording,
-            enabled: config.enabled,
-            redaction: config.redaction,
-            slow_spans: config.slow_spans,
-            error_level: config.error_level,
-            clock: config.clock,
-        }));
+        let enabled = config.record.enabled;
+        let recording = Arc::new(Recording::new(config.record));
         let dumper = Dumper::new(config.dumps, recording.timebase.clone()).map_err(|e| {
             BuildError::DumpThread {
                 message: e.to_string(),
@@ -324,12 +324,12 @@ impl Builder {
             &config.triggers,
         ));
         #[cfg(all(unix, feature = "signal"))]
-        if config.dump_on_signal && config.enabled {
+        if config.dump_on_signal && enabled {
             crate::trigger::signal::install(&triggers).map_err(|e| BuildError::Signal {
                 message: e.to_string(),
             })?;
         }
-        if config.dump_on_panic && config.enabled {
+        if config.dump_on_panic && enabled {
             crate::trigger::panic::install(&triggers);
         }
         // The layer calls the triggers only when it has something to report.
@@ -344,21 +344,21 @@ impl Builder {
 
 /// Refuses a configuration that cannot work, naming the setting and the value.
 fn check(config: &Config) -> Result<(), BuildError> {
-    if config.max_bytes < MIN_MAX_BYTES {
+    if config.record.max_bytes < MIN_MAX_BYTES {
         return Err(BuildError::MaxBytesTooSmall {
-            given: config.max_bytes,
+            given: config.record.max_bytes,
             min: MIN_MAX_BYTES,
         });
     }
-    if config.max_bytes > MAX_MAX_BYTES {
+    if config.record.max_bytes > MAX_MAX_BYTES {
         return Err(BuildError::MaxBytesTooLarge {
-            given: config.max_bytes,
+            given: config.record.max_bytes,
             max: MAX_MAX_BYTES,
         });
     }
-    if config.min_age.is_zero() || config.min_age > MAX_MIN_AGE {
+    if config.record.min_age.is_zero() || config.record.min_age > MAX_MIN_AGE {
         return Err(BuildError::InvalidMinAge {
-            given: config.min_age,
+            given: config.record.min_age,
         });
     }
     for (setting, value) in [
@@ -375,9 +375,9 @@ fn check(config: &Config) -> Result<(), BuildError> {
             setting: "keep_bytes",
         });
     }
-    if config.max_field_len == 0 || config.max_field_len > MAX_FIELD_LEN_LIMIT {
+    if config.record.max_field_bytes == 0 || config.record.max_field_bytes > MAX_FIELD_LEN_LIMIT {
         return Err(BuildError::InvalidMaxFieldLen {
-            given: config.max_field_len,
+            given: config.record.max_field_bytes,
         });
     }
     Ok(())

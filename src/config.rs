@@ -3,9 +3,8 @@
 
 use std::time::Duration;
 
-use tracing_core::Level;
-
 use crate::dump::worker::DumpConfig;
+use crate::record::RecordingConfig;
 use crate::record::redact::Redaction;
 use crate::record::span_timing::SlowSpanConfig;
 use crate::trigger::TriggerConfig;
@@ -17,18 +16,10 @@ pub const DEFAULT_MIN_AGE: Duration = Duration::from_secs(10);
 /// Default cut-off for one field value, in bytes.
 pub const DEFAULT_MAX_FIELD_LEN: usize = 256;
 
-/// Everything a recorder is built from.
+/// Everything a recorder is built from: each stage's part, and the triggers installed beside.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
-    pub(crate) max_bytes: usize,
-    pub(crate) min_age: Duration,
-    pub(crate) max_field_len: usize,
-    pub(crate) recording: bool,
-    pub(crate) enabled: bool,
-    pub(crate) redaction: Redaction,
-    pub(crate) slow_spans: SlowSpanConfig,
-    pub(crate) error_level: Option<Level>,
-    pub(crate) clock: Option<quanta::Clock>,
+    pub(crate) record: RecordingConfig,
     pub(crate) dumps: DumpConfig,
     pub(crate) triggers: TriggerConfig,
     pub(crate) dump_on_panic: bool,
@@ -39,15 +30,17 @@ pub(crate) struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            max_bytes: DEFAULT_MAX_BYTES,
-            min_age: DEFAULT_MIN_AGE,
-            max_field_len: DEFAULT_MAX_FIELD_LEN,
-            recording: true,
-            enabled: true,
-            redaction: Redaction::default(),
-            slow_spans: SlowSpanConfig::default(),
-            error_level: None,
-            clock: None,
+            record: RecordingConfig {
+                max_bytes: DEFAULT_MAX_BYTES,
+                min_age: DEFAULT_MIN_AGE,
+                max_field_bytes: DEFAULT_MAX_FIELD_LEN,
+                recording: true,
+                enabled: true,
+                redaction: Redaction::default(),
+                slow_spans: SlowSpanConfig::default(),
+                error_level: None,
+                clock: None,
+            },
             dumps: DumpConfig::default(),
             triggers: TriggerConfig::default(),
             dump_on_panic: false,

@@ -55,7 +55,7 @@ pub(crate) fn apply(
             continue;
         };
         match variable {
-            "BLACKBOX" => config.enabled = switch(variable, &value)?,
+            "BLACKBOX" => config.record.enabled = switch(variable, &value)?,
             "BLACKBOX_DIR" => {
                 if value.trim().is_empty() {
                     return Err(invalid(variable, &value, "a directory path"));
@@ -70,11 +70,12 @@ pub(crate) fn apply(
                         "a size such as 10MiB, 512KiB, 1GiB or bytes",
                     )
                 })?;
-                config.max_bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
+                config.record.max_bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
             }
-            "BLACKBOX_MIN_AGE" => config.min_age = duration(variable, &value)?,
+            "BLACKBOX_MIN_AGE" => config.record.min_age = duration(variable, &value)?,
             "BLACKBOX_SLOW_MS" => {
-                config.slow_spans.default = Some(Duration::from_millis(count(variable, &value)?));
+                config.record.slow_spans.default =
+                    Some(Duration::from_millis(count(variable, &value)?));
             }
             "BLACKBOX_COOLDOWN" => config.triggers.cooldown = duration(variable, &value)?,
             "BLACKBOX_KEEP" => {

@@ -9,6 +9,7 @@
 
 #[cfg(feature = "cli")]
 pub mod analyze;
+mod atomic;
 mod builder;
 mod config;
 mod dump;

@@ -9,11 +9,15 @@ use std::path::{Path, PathBuf};
 const ALLOWED: &[(&str, &[&str])] = &[
     ("sync", &[]),
     ("error", &[]),
+    ("atomic", &["error"]),
     ("record", &["sync", "error"]),
-    ("dump", &["record", "sync", "error"]),
+    ("dump", &["record", "atomic", "sync", "error"]),
     ("trigger", &["dump", "record", "sync", "error"]),
     ("recorder", &["trigger", "dump", "record", "sync", "error"]),
-    ("serve", &["recorder", "dump", "record", "sync", "error"]),
+    (
+        "serve",
+        &["recorder", "dump", "record", "atomic", "sync", "error"],
+    ),
     ("config", &["trigger", "dump", "record", "error"]),
     ("env", &["config", "error"]),
     (
@@ -22,7 +26,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "config", "env", "recorder", "trigger", "dump", "record", "error",
         ],
     ),
-    ("analyze", &["validate"]),
+    ("analyze", &["validate", "atomic", "error"]),
     ("validate", &[]),
 ];
 

@@ -18,12 +18,16 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
+
+use crate::atomic::{FileModes, write_file};
+use crate::error::DumpError;
+use crate::validate::nanos;
 
 /// One event of a trace, as read.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -113,6 +117,22 @@ impl fmt::Display for LoadError {
 }
 
 impl std::error::Error for LoadError {}
+
+/// Writes `path` so that it is complete or absent, as the recorder writes its dumps: into a
+/// temporary file beside it, synced, renamed into place; gzipped if the name ends in `.gz`;
+/// readable by its owner only. Returns the bytes written (after compression).
+///
+/// # Errors
+///
+/// A [`DumpError`] saying which step failed (creating the directory or the temporary file,
+/// writing — including an error `write` returns —, moving it into place); nothing is left
+/// behind.
+pub fn write_atomically(
+    path: impl AsRef<Path>,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<u64, DumpError> {
+    write_file(path.as_ref(), FileModes::default(), write)
+}
 
 /// Opens `path` — gzipped or not, told by its first bytes — for reading.
 pub fn open(path: impl AsRef<Path>) -> Result<(Box<dyn Read>, bool), LoadError> {
@@ -286,10 +306,6 @@ fn integer(value: Option<Value>) -> i64 {
         Some(Value::String(s)) => s.parse().unwrap_or_default(),
         _ => 0,
     }
-}
-
-fn nanos(micros: f64) -> i64 {
-    (micros * 1000.0).round() as i64
 }
 
 impl From<RawEvent> for TraceEvent {

@@ -111,8 +111,9 @@ pub fn check_str(text: &str) -> Result<Summary, Violation> {
     check(&value)
 }
 
-/// Microseconds to whole nanoseconds, so comparisons are exact for our three decimals.
-fn nanos(value: f64) -> i64 {
+/// Microseconds (a trace's `ts` and `dur`) to whole nanoseconds, so comparisons are exact for
+/// our three decimals.
+pub(crate) fn nanos(value: f64) -> i64 {
     (value * 1000.0).round() as i64
 }
 

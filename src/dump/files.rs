@@ -1,36 +1,16 @@
-//! Dump files on disk: written atomically (temporary file, fsync, rename), named
-//! `<label>_<UTC time>_<seq>.json[.gz]`, with owner-only permissions; and recognising those
-//! names again, so retention counts the dumps a previous run left.
-//!
-//! A temporary file is named `.<name>.<random>.tmp` (never `.json`), so a file with a dump's
-//! name is always complete.
+//! Dump files on disk: named `<label>_<UTC time>_<seq>.json[.gz]`, never replacing a file,
+//! written atomically (`atomic`) with owner-only permissions; and recognising those names
+//! again, so retention counts the dumps a previous run left.
 
 use std::fs;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 
-use crate::dump::chrome::CountingWriter;
+use crate::atomic::{self, FileModes, write_temp};
 use crate::error::{DumpError, DumpStage};
-
-/// Permissions of dump files and of the directories created for them (unix).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct FileModes {
-    pub(crate) file: u32,
-    pub(crate) dir: u32,
-}
-
-impl Default for FileModes {
-    fn default() -> Self {
-        // A dump holds whatever spans and events record: owner only.
-        FileModes {
-            file: 0o600,
-            dir: 0o700,
-        }
-    }
-}
 
 /// Where a dump went and how large it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,92 +22,13 @@ pub struct DumpInfo {
     pub bytes: u64,
 }
 
-/// Longest part of the destination's name kept in a temporary file's name: whatever the
-/// destination, `.<name>.<random>.tmp` stays far below the 255-byte limit of file names.
-const MAX_TEMP_STEM_BYTES: usize = 64;
-
-/// Encodes into a temporary file in `dir`, syncs it, and returns it with its length.
-fn write_temp(
-    dir: &Path,
-    meant_for: &Path,
-    gzip: bool,
-    modes: FileModes,
-    encode: impl FnOnce(&mut dyn Write) -> io::Result<u64>,
-) -> Result<(tempfile::NamedTempFile, u64), DumpError> {
-    create_dir(dir, modes).map_err(|e| DumpError::new(DumpStage::CreateDir, dir, e))?;
-    let name = meant_for
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut cut = name.len().min(MAX_TEMP_STEM_BYTES);
-    while !name.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    let stem = &name[..cut];
-    let mut temp = tempfile::Builder::new()
-        .prefix(&format!(".{stem}."))
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| DumpError::new(DumpStage::CreateTemp, meant_for, e))?;
-    set_mode(temp.as_file(), modes)
-        .map_err(|e| DumpError::new(DumpStage::CreateTemp, meant_for, e))?;
-    let written = (|| {
-        let file = temp.as_file_mut();
-        let mut counting = CountingWriter {
-            inner: BufWriter::with_capacity(64 << 10, file),
-            count: 0,
-        };
-        if gzip {
-            encode_gzip(&mut counting, encode)?;
-        } else {
-            encode(&mut counting)?;
-        }
-        counting.flush()?;
-        let count = counting.count;
-        drop(counting);
-        temp.as_file().sync_all()?;
-        Ok(count)
-    })();
-    let len = written.map_err(|e| DumpError::new(DumpStage::Write, meant_for, e))?;
-    Ok((temp, len))
-}
-
-#[cfg(feature = "gzip")]
-fn encode_gzip(
-    out: &mut dyn Write,
-    encode: impl FnOnce(&mut dyn Write) -> io::Result<u64>,
-) -> io::Result<()> {
-    let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
-    encode(&mut gz)?;
-    gz.finish()?;
-    Ok(())
-}
-
-#[cfg(not(feature = "gzip"))]
-fn encode_gzip(
-    out: &mut dyn Write,
-    encode: impl FnOnce(&mut dyn Write) -> io::Result<u64>,
-) -> io::Result<()> {
-    // The builder only enables gzip with the feature on.
-    encode(out).map(drop)
-}
-
-/// Writes a dump to exactly `path`, replacing a file there.
+/// Writes a dump to exactly `path`, replacing a file there (gzipped if it ends in `.gz`).
 pub(crate) fn write_file(
     path: &Path,
     modes: FileModes,
     encode: impl FnOnce(&mut dyn Write) -> io::Result<u64>,
 ) -> Result<DumpInfo, DumpError> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let gzip = path.extension().is_some_and(|ext| ext == "gz") && cfg!(feature = "gzip");
-    let (temp, bytes) = write_temp(dir, path, gzip, modes, encode)?;
-    // On failure the temp file comes back in the error and is removed when dropped.
-    temp.persist(path)
-        .map_err(|e| DumpError::new(DumpStage::Persist, path, e.error))?;
-    Ok(DumpInfo {
+    atomic::write_file(path, modes, encode).map(|bytes| DumpInfo {
         path: path.to_owned(),
         bytes,
     })
@@ -155,31 +56,6 @@ pub(crate) fn write_new_file(
             Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => temp = e.file,
             Err(e) => return Err(DumpError::new(DumpStage::Persist, path, e.error)),
         }
-    }
-}
-
-/// Creates `dir` and its missing parents, new ones with `modes.dir` (unix).
-fn create_dir(dir: &Path, modes: FileModes) -> io::Result<()> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, modes.dir);
-    #[cfg(not(unix))]
-    let _ = modes;
-    builder.create(dir)
-}
-
-/// Gives a new dump file `modes.file` (unix).
-fn set_mode(file: &fs::File, modes: FileModes) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(fs::Permissions::from_mode(modes.file))
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = (file, modes);
-        Ok(())
     }
 }
 

@@ -17,10 +17,11 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::atomic::FileModes;
 use crate::dump::callback::{self, OnDump};
 use crate::dump::chrome;
 use crate::dump::context::DumpContext;
-use crate::dump::files::{self, DumpInfo, FileModes};
+use crate::dump::files::{self, DumpInfo};
 use crate::dump::outcome::{DumpOutcome, SlowSpan, TriggerOutcome};
 use crate::error::{DumpError, DumpStage};
 use crate::record::{Capture, Timebase};

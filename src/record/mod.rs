@@ -25,6 +25,7 @@ use span_timing::{SlowSpanConfig, SlowSpans};
 use storage::{RawSnapshot, Storage, StorageLimits, ThreadBuffer};
 
 /// What the recording needs from the configuration.
+#[derive(Debug, Clone)]
 pub(crate) struct RecordingConfig {
     pub(crate) max_bytes: usize,
     pub(crate) min_age: Duration,

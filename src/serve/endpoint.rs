@@ -15,6 +15,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::{MAX_BODIES_IN_FLIGHT, SNAPSHOT_PATH};
+use crate::atomic::encode_gzip;
 use crate::dump::context::Reason;
 use crate::recorder::FlightRecorder;
 use crate::sync::quietly;
@@ -131,9 +132,7 @@ impl Endpoint {
     fn encode(&self, gzip: bool) -> std::io::Result<Vec<u8>> {
         let mut body = Vec::new();
         if gzip {
-            let mut encoder = flate2::write::GzEncoder::new(&mut body, flate2::Compression::fast());
-            self.recorder.write_for(Reason::Http, &mut encoder)?;
-            encoder.finish()?;
+            encode_gzip(&mut body, |w| self.recorder.write_for(Reason::Http, w))?;
         } else {
             self.recorder.write_for(Reason::Http, &mut body)?;
         }

@@ -15,6 +15,7 @@ mod timeline;
 
 use std::io::{self, BufWriter, Write};
 
+use crate::atomic::CountingWriter;
 use crate::dump::context::DumpContext;
 use crate::dump::reader::{Body, RecordReader, ValueRef};
 use crate::dump::snapshot::{Ids, RecordAt, TimeOrder};
@@ -431,22 +432,4 @@ fn process_name() -> String {
         .ok()
         .and_then(|path| path.file_stem().map(|s| s.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "tracing-blackbox".to_owned())
-}
-
-/// Counts the bytes that reach `inner`.
-pub(crate) struct CountingWriter<W> {
-    pub(crate) inner: W,
-    pub(crate) count: u64,
-}
-
-impl<W: Write> Write for CountingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.count += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
 }

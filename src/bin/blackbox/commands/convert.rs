@@ -1,6 +1,5 @@
 //! `blackbox convert`: rewrites a dump plain or gzipped, checking that it parses, atomically.
 
-use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::Path;
 
@@ -29,69 +28,28 @@ impl<R: Read, W: Write> Read for Tee<R, W> {
 
 pub(crate) fn convert(input: &Path, output: &Path) -> Result<(), Failure> {
     let (reader, _) = analyze::open(input)?;
-    let dir = match output.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let temp = tempfile::Builder::new()
-        .prefix(".blackbox-convert.")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
-    let gzip = output.extension().is_some_and(|e| e == "gz");
-    let file = io::BufWriter::new(temp.as_file().try_clone()?);
-    let writer = if gzip {
-        Output::Gzip(flate2::write::GzEncoder::new(
-            file,
-            flate2::Compression::default(),
-        ))
-    } else {
-        Output::Plain(file)
-    };
-    let mut tee = Tee {
-        reader,
-        writer,
-        error: None,
-    };
-    let parsed = analyze::read_from(&mut tee, |_| {});
-    if let Some(e) = tee.error.take() {
-        return Err(Failure::Output(e));
-    }
-    parsed.map_err(|problem| LoadError::new(input, problem))?;
-    // Finish the gzip stream and flush before the file goes into place.
-    let Tee { writer, .. } = tee;
-    writer.finish()?;
-    temp.as_file().sync_all()?;
-    temp.persist(output).map_err(|e| Failure::Output(e.error))?;
-    Ok(())
-}
-
-pub(crate) enum Output {
-    Plain(io::BufWriter<File>),
-    Gzip(flate2::write::GzEncoder<io::BufWriter<File>>),
-}
-
-impl Output {
-    /// Writes the gzip trailer, if any, and flushes.
-    fn finish(self) -> io::Result<()> {
-        match self {
-            Output::Plain(mut file) => file.flush(),
-            Output::Gzip(gz) => gz.finish()?.flush(),
+    let mut not_a_trace = None;
+    let written = analyze::write_atomically(output, |writer| {
+        let mut tee = Tee {
+            reader,
+            writer,
+            error: None,
+        };
+        let parsed = analyze::read_from(&mut tee, |_| {});
+        if let Some(e) = tee.error.take() {
+            return Err(e);
         }
-    }
-}
-
-impl Write for Output {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Output::Plain(w) => w.write(buf),
-            Output::Gzip(w) => w.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Output::Plain(w) => w.flush(),
-            Output::Gzip(w) => w.flush(),
-        }
+        parsed.map(drop).map_err(|problem| {
+            not_a_trace = Some(problem);
+            io::Error::other("the input is not a trace")
+        })
+    });
+    match (written, not_a_trace) {
+        (Ok(_), _) => Ok(()),
+        (Err(_), Some(problem)) => Err(Failure::Input(LoadError::new(input, problem))),
+        (Err(err), None) => Err(Failure::Output(io::Error::new(
+            err.io_error().kind(),
+            err.to_string(),
+        ))),
     }
 }

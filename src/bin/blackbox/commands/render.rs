@@ -7,13 +7,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
-use std::io::Write;
+use std::io;
 use std::path::Path;
 
 use serde_json::Value;
-use tracing_blackbox::analyze::{LoadError, TraceEvent};
+use tracing_blackbox::analyze::{self, LoadError};
 
-use crate::output::{Threads, fields_of, format_duration, format_fields};
+use crate::output::{Threads, format_duration, format_fields, severity};
+use crate::spans::{Source, SpanBuilder};
 use crate::{Failure, read};
 
 const LABEL_WIDTH: f64 = 170.0;
@@ -35,7 +36,6 @@ struct Bar {
 struct Lane {
     slices: Vec<(i64, i64, String, bool, Value)>,
     ticks: Vec<(i64, u8, String)>,
-    open: Vec<TraceEvent>,
 }
 
 fn escape(text: &str) -> String {
@@ -76,6 +76,7 @@ fn tick_step(range: i64, target: i64) -> i64 {
 pub(crate) fn render(path: &Path, output: &Path, width: u32) -> Result<(), Failure> {
     let mut threads = Threads::default();
     let mut lanes: BTreeMap<(i64, i64), Lane> = BTreeMap::new();
+    let mut spans = SpanBuilder::default();
     let (mut t0, mut t1) = (i64::MAX, i64::MIN);
     let info = read(path, |event| {
         threads.feed(&event);
@@ -85,40 +86,29 @@ pub(crate) fn render(path: &Path, output: &Path, width: u32) -> Result<(), Failu
         t0 = t0.min(event.ts_ns);
         t1 = t1.max(event.ts_ns + event.dur_ns.unwrap_or(0));
         let lane = lanes.entry((event.pid, event.tid)).or_default();
-        match event.ph.as_str() {
-            "X" => lane.slices.push((
-                event.ts_ns,
-                event.dur_ns.unwrap_or(0),
-                event.name.clone(),
-                event.args.get("trigger") == Some(&Value::Bool(true)),
-                fields_of(&event.args),
-            )),
-            "B" => lane.open.push(event),
-            "E" => {
-                if let Some(begin) = lane.open.pop() {
-                    let fields = fields_of(&begin.args);
-                    lane.slices.push((
-                        begin.ts_ns,
-                        event.ts_ns - begin.ts_ns,
-                        begin.name,
-                        false,
-                        fields,
-                    ));
-                }
-            }
-            "i" | "I" => {
-                let level = event.arg_str("level").unwrap_or("INFO");
-                let severity = match level {
-                    "ERROR" => 2,
-                    "WARN" => 1,
-                    _ => 0,
-                };
-                let message = event.arg_str("message").unwrap_or(&event.name).to_owned();
-                lane.ticks
-                    .push((event.ts_ns, severity, format!("{level} {message}")));
-            }
-            _ => {}
+        if matches!(event.ph.as_str(), "i" | "I") {
+            let level = event.arg_str("level").unwrap_or("INFO");
+            let mark = match severity(level) {
+                Some(4..) => 2,
+                Some(3) => 1,
+                _ => 0,
+            };
+            let message = event.arg_str("message").unwrap_or(&event.name).to_owned();
+            lane.ticks
+                .push((event.ts_ns, mark, format!("{level} {message}")));
+            return;
         }
+        spans.feed(event, |source, span| {
+            if source == Source::Slice {
+                lanes.entry(span.tid).or_default().slices.push((
+                    span.start_ns,
+                    span.dur_ns,
+                    span.name,
+                    span.trigger,
+                    span.fields,
+                ));
+            }
+        });
     })?;
     if lanes.is_empty() || t0 > t1 {
         return Err(Failure::Input(LoadError::new(
@@ -302,16 +292,7 @@ pub(crate) fn render(path: &Path, output: &Path, width: u32) -> Result<(), Failu
 }
 
 fn write_atomically(output: &Path, bytes: &[u8]) -> Result<(), Failure> {
-    let dir = match output.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let mut temp = tempfile::Builder::new()
-        .prefix(".blackbox-render.")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
-    temp.write_all(bytes)?;
-    temp.as_file().sync_all()?;
-    temp.persist(output).map_err(|e| Failure::Output(e.error))?;
-    Ok(())
+    analyze::write_atomically(output, |w| w.write_all(bytes))
+        .map(drop)
+        .map_err(|err| Failure::Output(io::Error::new(err.io_error().kind(), err.to_string())))
 }
