@@ -1,0 +1,271 @@
+//! The public API, named item by item: a restructure that removes, renames or retypes any of
+//! them fails to compile here. Adding an item is fine; removing one is a decision, taken here.
+#![allow(clippy::type_complexity)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use tracing_blackbox::*;
+
+#[test]
+fn every_public_item_is_still_there() {
+    // Constants, with their types.
+    let _: usize = DEFAULT_MAX_BYTES;
+    let _: Duration = DEFAULT_MIN_AGE;
+    let _: usize = DEFAULT_MAX_FIELD_LEN;
+    let _: usize = MIN_MAX_BYTES;
+    let _: usize = MAX_MAX_BYTES;
+    let _: usize = MAX_FIELD_LEN_LIMIT;
+    let _: Duration = DEFAULT_COOLDOWN;
+    let _: &str = DEFAULT_DUMP_DIR;
+    let _: usize = DEFAULT_QUEUE_CAPACITY;
+    let _: &[&str] = &DEFAULT_REDACTED_FIELDS;
+    let _: &str = REDACTED;
+    let _: &str = TRUNCATION_MARKER;
+    let _: u64 = ORPHAN_SPAN_BIT;
+    let _: u32 = FORMAT_VERSION;
+    let _: [&str; 8] = ENV_VARS;
+
+    // The builder: every setter.
+    let _: fn() -> Builder = FlightRecorder::builder;
+    let builder = FlightRecorder::builder()
+        .max_bytes(1 << 20)
+        .min_age(Duration::from_secs(1))
+        .max_field_len(64)
+        .recording(true)
+        .dump_on_slow_span(Duration::from_secs(1))
+        .slow_span_threshold("name", Duration::from_secs(1))
+        .slow_span_timing(SpanTiming::Busy)
+        .dump_on_error()
+        .error_level(tracing::Level::WARN)
+        .dump_on_panic()
+        .dump_dir("dumps")
+        .cooldown(Duration::ZERO)
+        .max_queued_dumps(4)
+        .keep_files(4)
+        .keep_bytes(1 << 20)
+        .keep_slowest(2)
+        .on_dump(|outcome: &DumpOutcome| {
+            let DumpOutcome {
+                reason,
+                path,
+                bytes,
+                took,
+                error,
+                slow_span,
+                ..
+            } = outcome;
+            let _: (&String, &std::path::PathBuf, &u64, &Duration) = (reason, path, bytes, took);
+            let _: &Option<DumpError> = error;
+            if let Some(SlowSpan {
+                name,
+                id,
+                duration,
+                threshold,
+                ..
+            }) = slow_span
+            {
+                let _: (&&str, &u64, &Duration, &Duration) = (name, id, duration, threshold);
+            }
+        })
+        .redact_fields(["a"])
+        .redact_field("b")
+        .redact_case_sensitive(false)
+        .enabled(true)
+        .with_env_from(|_| None);
+    #[cfg(unix)]
+    let builder = builder.dump_file_mode(0o600).dump_dir_mode(0o700);
+    #[cfg(all(unix, feature = "signal"))]
+    let builder = builder.dump_on_signal();
+    #[cfg(feature = "gzip")]
+    let builder = builder.gzip(false);
+    let _: fn(Builder) -> Builder = Builder::with_env;
+    let _: fn(Builder) -> Result<(FlightRecorderLayer, FlightRecorder), BuildError> =
+        Builder::build;
+    drop(builder);
+
+    // The handle.
+    let _: fn(&FlightRecorder) -> Snapshot = FlightRecorder::snapshot;
+    let _: fn(&FlightRecorder, Vec<u8>) -> std::io::Result<u64> = FlightRecorder::write_to;
+    let _ = |r: &FlightRecorder, p: &Path| -> Result<DumpInfo, DumpError> { r.dump_to_file(p) };
+    let _ = |r: &FlightRecorder, p: &Path, l: &str| -> Result<DumpInfo, DumpError> {
+        r.dump_to_dir(p, l)
+    };
+    let _: fn(&FlightRecorder, &str) -> TriggerOutcome = FlightRecorder::trigger;
+    let _: fn(&FlightRecorder) = FlightRecorder::flush;
+    let _: fn(&FlightRecorder, Duration) -> bool = FlightRecorder::flush_timeout;
+    let _: fn(&FlightRecorder) -> Option<DumpError> = FlightRecorder::last_dump_error;
+    let _: fn(&FlightRecorder) -> &Path = FlightRecorder::dump_dir;
+    let _: fn(&FlightRecorder) = FlightRecorder::stop;
+    let _: fn(&FlightRecorder) = FlightRecorder::start;
+    let _: fn(&FlightRecorder) -> bool = FlightRecorder::is_recording;
+    let _: fn(&FlightRecorder) -> usize = FlightRecorder::allocated_bytes;
+
+    // What comes back.
+    let _ = |info: DumpInfo| -> (std::path::PathBuf, u64) { (info.path, info.bytes) };
+    fn parts(e: &DumpError) -> (DumpStage, &Path, &std::io::Error) {
+        (e.stage(), e.path(), e.io_error())
+    }
+    let _ = parts;
+    for stage in [
+        DumpStage::CreateDir,
+        DumpStage::CreateTemp,
+        DumpStage::Write,
+        DumpStage::Persist,
+        DumpStage::Callback,
+    ] {
+        assert!(!stage.to_string().is_empty());
+    }
+    for outcome in [
+        TriggerOutcome::Queued,
+        TriggerOutcome::Suppressed,
+        TriggerOutcome::Disabled,
+    ] {
+        let _ = format!("{outcome:?}");
+    }
+    let errors = [
+        BuildError::MaxBytesTooSmall { given: 0, min: 1 },
+        BuildError::MaxBytesTooLarge { given: 2, max: 1 },
+        BuildError::InvalidMinAge {
+            given: Duration::ZERO,
+        },
+        BuildError::InvalidMaxFieldLen { given: 0 },
+        BuildError::Zero { setting: "x" },
+        BuildError::Env {
+            variable: "BLACKBOX",
+            value: "x".into(),
+            expected: "y".into(),
+        },
+        BuildError::Signal {
+            message: "x".into(),
+        },
+        BuildError::DumpThread {
+            message: "x".into(),
+        },
+    ];
+    assert!(errors.iter().all(|e| !e.to_string().is_empty()));
+
+    // Snapshots.
+    let _ = |s: Snapshot| {
+        let Snapshot {
+            threads,
+            records,
+            counters,
+            anchor,
+            window_start_ns,
+            window_end_ns,
+            max_bytes,
+            min_age,
+            allocated_bytes,
+            ..
+        } = s;
+        let _: (Vec<ThreadInfo>, Vec<Record>, Counters) = (threads, records, counters);
+        let _: (
+            chrono::DateTime<chrono::Utc>,
+            u64,
+            u64,
+            usize,
+            Duration,
+            usize,
+        ) = (
+            anchor,
+            window_start_ns,
+            window_end_ns,
+            max_bytes,
+            min_age,
+            allocated_bytes,
+        );
+    };
+    let _: fn(&Snapshot, u64) -> chrono::DateTime<chrono::Utc> = Snapshot::wall_time;
+    let _ = |c: Counters| (c.written, c.overwritten, c.dropped, c.retained);
+    let _ = |t: ThreadInfo| (t.tid, t.name);
+    let _ = |r: Record| (r.tid, r.timestamp_ns, r.kind, r.fields_dropped);
+    let _ = |k: RecordKind| match k {
+        RecordKind::NewSpan {
+            span,
+            parent,
+            metadata,
+            fields,
+        } => (span, parent.is_some(), metadata.name(), fields.len()),
+        RecordKind::Enter { span }
+        | RecordKind::Exit { span }
+        | RecordKind::Close { span }
+        | RecordKind::FollowsFrom { span, .. } => (span, false, "", 0),
+        RecordKind::Record { span, fields } => (span, false, "", fields.len()),
+        RecordKind::Event {
+            span,
+            explicit_parent,
+            metadata,
+            fields,
+        } => (
+            span.unwrap_or(0),
+            explicit_parent,
+            metadata.name(),
+            fields.len(),
+        ),
+        _ => (0, false, "", 0),
+    };
+    let _ = |f: Field| -> (&'static str, FieldValue) { (f.name, f.value) };
+    for value in [
+        FieldValue::U64(1),
+        FieldValue::I64(-1),
+        FieldValue::U128(1),
+        FieldValue::I128(-1),
+        FieldValue::F64(1.5),
+        FieldValue::Bool(true),
+        FieldValue::Str("s".into()),
+    ] {
+        assert!(!value.to_string().is_empty());
+    }
+    let _ = [SpanTiming::Wall, SpanTiming::Busy];
+
+    // The format checker.
+    let _: fn(&serde_json::Value) -> Result<validate::Summary, validate::Violation> =
+        validate::check;
+    let _: fn(&str) -> Result<validate::Summary, validate::Violation> = validate::check_str;
+}
+
+#[cfg(feature = "http")]
+#[test]
+fn the_endpoint_api_is_still_there() {
+    let _: &str = SNAPSHOT_PATH;
+    let _: usize = MAX_HEADER_BYTES;
+    let _: usize = MAX_HEADERS;
+    let _: usize = MAX_BODIES_IN_FLIGHT;
+    let _: Duration = HttpConfig::DEFAULT_TIMEOUT;
+    let _: usize = HttpConfig::DEFAULT_MAX_CONNECTIONS;
+    let config = HttpConfig::new("127.0.0.1:0")
+        .bearer_token("t")
+        .allow_non_loopback(false)
+        .timeout(Duration::from_secs(1))
+        .max_connections(8);
+    let _: fn(&FlightRecorder, &str) -> Result<HttpServer, HttpError> = FlightRecorder::serve_http;
+    let _: fn(&FlightRecorder, HttpConfig) -> Result<HttpServer, HttpError> =
+        FlightRecorder::serve_http_with;
+    let _: fn(&HttpServer) -> std::net::SocketAddr = HttpServer::local_addr;
+    let _: fn(&HttpServer) -> String = HttpServer::url;
+    let _ = |e: HttpError| match e {
+        HttpError::Address { addr, message } => addr + &message,
+        HttpError::NotLoopback { addr } => addr.to_string(),
+        HttpError::EmptyToken => String::new(),
+        HttpError::Bind { addr, message } => addr.to_string() + &message,
+        _ => String::new(),
+    };
+    drop(config);
+}
+
+#[cfg(feature = "cli")]
+#[test]
+fn the_reader_api_is_still_there() {
+    use tracing_blackbox::analyze::{self, LoadError, TraceEvent, TraceInfo};
+    let _ = |p: &Path| -> Result<(Box<dyn std::io::Read>, bool), LoadError> { analyze::open(p) };
+    let _ = |f: std::fs::File| -> std::io::Result<(Box<dyn std::io::Read>, bool)> {
+        analyze::decode(f)
+    };
+    let _ =
+        |p: &Path| -> Result<TraceInfo, LoadError> { analyze::read_events(p, |_: TraceEvent| {}) };
+    let _ = |b: &[u8]| -> Result<TraceInfo, String> { analyze::read_from(b, |_: TraceEvent| {}) };
+    let _ = |p: &Path| -> Result<u64, DumpError> { analyze::write_atomically(p, |_| Ok(())) };
+    let _ = |info: TraceInfo| info.gzipped;
+    let _ = |e: LoadError| e.to_string();
+}
