@@ -20,6 +20,7 @@ fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
 fn every_variable_takes_effect() {
     let dir = tempfile::tempdir().unwrap();
     let dump_dir = dir.path().join("from-env");
+    let (clock, time) = quanta::Clock::mock();
     let (layer, recorder) = FlightRecorder::builder()
         .with_env_from(vars(&[
             ("BLACKBOX", "on"),
@@ -30,6 +31,7 @@ fn every_variable_takes_effect() {
             ("BLACKBOX_COOLDOWN", "0"),
             ("BLACKBOX_KEEP", "2"),
         ]))
+        .clock(clock)
         .build()
         .unwrap();
     assert_eq!(recorder.dump_dir(), dump_dir);
@@ -39,7 +41,7 @@ fn every_variable_takes_effect() {
     tracing::dispatcher::with_default(&common::dispatch(layer), || {
         for _ in 0..4 {
             // Slow (20 ms threshold), and no cooldown: each gets a dump.
-            tracing::info_span!("slow").in_scope(|| std::thread::sleep(Duration::from_millis(30)));
+            tracing::info_span!("slow").in_scope(|| time.increment(Duration::from_millis(30)));
             recorder.flush();
         }
     });
@@ -50,10 +52,12 @@ fn every_variable_takes_effect() {
 #[test]
 fn blackbox_off_records_nothing_and_stays_off() {
     let dir = tempfile::tempdir().unwrap();
+    let (clock, time) = quanta::Clock::mock();
     let (layer, recorder) = FlightRecorder::builder()
         .dump_dir(dir.path())
         .dump_on_slow_span(Duration::from_millis(1))
         .with_env_from(vars(&[("BLACKBOX", "0")]))
+        .clock(clock)
         .build()
         .unwrap();
     assert!(!recorder.is_recording());
@@ -61,7 +65,7 @@ fn blackbox_off_records_nothing_and_stays_off() {
         info!("not recorded");
         recorder.start();
         assert!(!recorder.is_recording(), "a disabled recorder stays off");
-        tracing::info_span!("slow").in_scope(|| std::thread::sleep(Duration::from_millis(5)));
+        tracing::info_span!("slow").in_scope(|| time.increment(Duration::from_millis(5)));
         info!("not recorded either");
     });
     assert_eq!(recorder.trigger("anything"), TriggerOutcome::Disabled);

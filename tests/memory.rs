@@ -134,9 +134,11 @@ fn an_idle_threads_old_records_go_before_a_busy_threads_recent_ones() {
 
 #[test]
 fn min_age_frees_memory_of_old_records() {
+    let (clock, time) = quanta::Clock::mock();
     let (layer, recorder) = FlightRecorder::builder()
         .max_bytes(4 << 20)
         .min_age(Duration::from_millis(50))
+        .clock(clock)
         .build()
         .unwrap();
     let dispatch = common::dispatch(layer);
@@ -146,7 +148,7 @@ fn min_age_frees_memory_of_old_records() {
         }
         let before = recorder.allocated_bytes();
         assert!(before > 256 << 10, "history grew: {before}");
-        std::thread::sleep(Duration::from_millis(120));
+        time.increment(Duration::from_millis(120));
         // Enough new records to roll a few chunks: old chunks are freed on the way.
         for i in 0..3_000u64 {
             info!(i, "new");

@@ -268,4 +268,5 @@ fn the_reader_api_is_still_there() {
     let _ = |p: &Path| -> Result<u64, DumpError> { analyze::write_atomically(p, |_| Ok(())) };
     let _ = |info: TraceInfo| info.gzipped;
     let _ = |e: LoadError| e.to_string();
+    let _ = |p: &Path| LoadError::io(p, "cannot read", std::io::Error::other("x"));
 }

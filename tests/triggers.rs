@@ -43,9 +43,11 @@ fn a_user_trigger_writes_a_dump_in_the_background() {
 #[test]
 fn the_cooldown_suppresses_and_counts() {
     let dir = tempfile::tempdir().unwrap();
+    let (clock, time) = quanta::Clock::mock();
     let (_layer, recorder) = FlightRecorder::builder()
         .dump_dir(dir.path())
         .cooldown(Duration::from_millis(300))
+        .clock(clock)
         .build()
         .unwrap();
     assert_eq!(recorder.trigger("first"), TriggerOutcome::Queued);
@@ -53,7 +55,9 @@ fn the_cooldown_suppresses_and_counts() {
     assert_eq!(recorder.trigger("third"), TriggerOutcome::Suppressed);
     // Manual dumps are never limited.
     recorder.dump_to_dir(dir.path(), "manual").unwrap();
-    std::thread::sleep(Duration::from_millis(350));
+    time.increment(Duration::from_millis(299));
+    assert_eq!(recorder.trigger("almost"), TriggerOutcome::Suppressed);
+    time.increment(Duration::from_millis(1));
     assert_eq!(recorder.trigger("fourth"), TriggerOutcome::Queued);
     recorder.flush();
     let files = common::files_in(dir.path());
@@ -62,7 +66,11 @@ fn the_cooldown_suppresses_and_counts() {
         .iter()
         .find(|p| p.to_string_lossy().contains("fourth"))
         .unwrap();
-    assert_eq!(common::load(fourth).counter("suppressed"), 2);
+    assert_eq!(
+        common::load(fourth).counter("suppressed"),
+        3,
+        "second, third, almost"
+    );
     let first = files
         .iter()
         .find(|p| p.to_string_lossy().contains("first"))
@@ -227,21 +235,24 @@ fn hostile_reasons_stay_inside_the_directory() {
     }
 }
 
+/// A recorder on a mock clock, so latencies are set exactly instead of slept through.
 fn slow_recorder(
     dir: &Path,
     configure: impl FnOnce(tracing_blackbox::Builder) -> tracing_blackbox::Builder,
-) -> (tracing::Dispatch, FlightRecorder) {
+) -> (tracing::Dispatch, FlightRecorder, Arc<quanta::Mock>) {
+    let (clock, time) = quanta::Clock::mock();
     let builder = FlightRecorder::builder()
         .dump_dir(dir)
-        .cooldown(Duration::ZERO);
+        .cooldown(Duration::ZERO)
+        .clock(clock);
     let (layer, recorder) = configure(builder).build().unwrap();
-    (common::dispatch(layer), recorder)
+    (common::dispatch(layer), recorder, time)
 }
 
 #[test]
 fn a_slow_span_yields_one_dump_with_the_span_complete_and_a_fast_one_none() {
     let dir = tempfile::tempdir().unwrap();
-    let (dispatch, recorder) = slow_recorder(dir.path(), |b| {
+    let (dispatch, recorder, time) = slow_recorder(dir.path(), |b| {
         b.dump_on_slow_span(Duration::from_millis(40))
     });
     tracing::dispatcher::with_default(&dispatch, || {
@@ -256,7 +267,7 @@ fn a_slow_span_yields_one_dump_with_the_span_complete_and_a_fast_one_none() {
         let span = tracing::info_span!("GET /users", id = 2u64);
         let _guard = span.enter();
         info!("working");
-        std::thread::sleep(Duration::from_millis(60));
+        time.increment(Duration::from_millis(60));
     });
     recorder.flush();
     let files = common::files_in(dir.path());
@@ -290,18 +301,17 @@ fn a_slow_span_yields_one_dump_with_the_span_complete_and_a_fast_one_none() {
 #[test]
 fn per_name_and_per_target_thresholds_take_precedence() {
     let dir = tempfile::tempdir().unwrap();
-    let (dispatch, recorder) = slow_recorder(dir.path(), |b| {
+    let (dispatch, recorder, time) = slow_recorder(dir.path(), |b| {
         b.dump_on_slow_span(Duration::from_secs(60))
             .slow_span_threshold("db_query", Duration::from_millis(10))
             .slow_span_threshold("triggers", Duration::from_millis(30))
     });
     tracing::dispatcher::with_default(&dispatch, || {
         // Name match: 10 ms.
-        tracing::info_span!("db_query").in_scope(|| std::thread::sleep(Duration::from_millis(20)));
+        tracing::info_span!("db_query").in_scope(|| time.increment(Duration::from_millis(20)));
         // Target match (this test's module): 30 ms; 20 ms is not enough.
-        tracing::info_span!("render").in_scope(|| std::thread::sleep(Duration::from_millis(20)));
-        tracing::info_span!("render_slowly")
-            .in_scope(|| std::thread::sleep(Duration::from_millis(40)));
+        tracing::info_span!("render").in_scope(|| time.increment(Duration::from_millis(20)));
+        tracing::info_span!("render_slowly").in_scope(|| time.increment(Duration::from_millis(40)));
     });
     recorder.flush();
     let names: Vec<String> = common::files_in(dir.path())
@@ -321,21 +331,21 @@ fn per_name_and_per_target_thresholds_take_precedence() {
 fn busy_time_counts_only_entered_time() {
     let dir = tempfile::tempdir().unwrap();
     let threshold = Duration::from_millis(30);
-    let (dispatch, recorder) = slow_recorder(dir.path(), |b| {
+    let (dispatch, recorder, time) = slow_recorder(dir.path(), |b| {
         b.dump_on_slow_span(threshold)
             .slow_span_timing(tracing_blackbox::SpanTiming::Busy)
     });
     tracing::dispatcher::with_default(&dispatch, || {
         // Long-lived but idle: wall 60 ms, busy ~0.
         let idle = tracing::info_span!("idle_wait");
-        std::thread::sleep(Duration::from_millis(60));
+        time.increment(Duration::from_millis(60));
         idle.in_scope(|| {});
         drop(idle);
         // Busy across two entries: 2 × 20 ms.
         let busy = tracing::info_span!("busy_work");
-        busy.in_scope(|| std::thread::sleep(Duration::from_millis(20)));
-        std::thread::sleep(Duration::from_millis(5));
-        busy.in_scope(|| std::thread::sleep(Duration::from_millis(20)));
+        busy.in_scope(|| time.increment(Duration::from_millis(20)));
+        time.increment(Duration::from_millis(5));
+        busy.in_scope(|| time.increment(Duration::from_millis(20)));
     });
     recorder.flush();
     let files = common::files_in(dir.path());
@@ -350,16 +360,17 @@ fn busy_time_counts_only_entered_time() {
 #[test]
 fn without_a_cooldown_simultaneous_breaches_each_get_a_dump() {
     let dir = tempfile::tempdir().unwrap();
-    let (dispatch, recorder) = slow_recorder(dir.path(), |b| {
+    let (dispatch, recorder, time) = slow_recorder(dir.path(), |b| {
         b.dump_on_slow_span(Duration::from_millis(20))
     });
     std::thread::scope(|scope| {
         for n in 0..4u64 {
             let dispatch = dispatch.clone();
+            let time = Arc::clone(&time);
             scope.spawn(move || {
                 tracing::dispatcher::with_default(&dispatch, || {
                     tracing::info_span!("parallel", n)
-                        .in_scope(|| std::thread::sleep(Duration::from_millis(40)));
+                        .in_scope(|| time.increment(Duration::from_millis(40)));
                 })
             });
         }
@@ -382,14 +393,16 @@ fn without_a_cooldown_simultaneous_breaches_each_get_a_dump() {
 #[test]
 fn the_cooldown_applies_to_slow_spans() {
     let dir = tempfile::tempdir().unwrap();
+    let (clock, time) = quanta::Clock::mock();
     let (layer, recorder) = FlightRecorder::builder()
         .dump_dir(dir.path())
         .dump_on_slow_span(Duration::from_millis(5))
+        .clock(clock)
         .build()
         .unwrap();
     tracing::dispatcher::with_default(&common::dispatch(layer), || {
         for _ in 0..3 {
-            tracing::info_span!("slow").in_scope(|| std::thread::sleep(Duration::from_millis(10)));
+            tracing::info_span!("slow").in_scope(|| time.increment(Duration::from_millis(10)));
         }
     });
     recorder.flush();
@@ -403,14 +416,14 @@ fn the_cooldown_applies_to_slow_spans() {
 #[test]
 fn top_n_keeps_the_slowest_and_a_faster_breach_never_replaces_a_slower_one() {
     let dir = tempfile::tempdir().unwrap();
-    let (dispatch, recorder) = slow_recorder(dir.path(), |b| {
+    let (dispatch, recorder, time) = slow_recorder(dir.path(), |b| {
         b.dump_on_slow_span(Duration::from_millis(5))
             .keep_slowest(2)
     });
     tracing::dispatcher::with_default(&dispatch, || {
         for ms in [30u64, 10, 50, 20, 40, 15] {
             tracing::info_span!("request", ms)
-                .in_scope(|| std::thread::sleep(Duration::from_millis(ms)));
+                .in_scope(|| time.increment(Duration::from_millis(ms)));
             recorder.flush();
         }
     });
@@ -429,7 +442,7 @@ fn top_n_keeps_the_slowest_and_a_faster_breach_never_replaces_a_slower_one() {
 #[test]
 fn an_error_event_triggers_a_dump_that_contains_it() {
     let dir = tempfile::tempdir().unwrap();
-    let (dispatch, recorder) = slow_recorder(dir.path(), |b| b.dump_on_error());
+    let (dispatch, recorder, _time) = slow_recorder(dir.path(), |b| b.dump_on_error());
     tracing::dispatcher::with_default(&dispatch, || {
         tracing::warn!("only a warning");
         recorder.flush();
@@ -467,7 +480,7 @@ fn an_error_event_triggers_a_dump_that_contains_it() {
 #[test]
 fn an_error_dump_names_its_event_with_fields_redacted() {
     let dir = tempfile::tempdir().unwrap();
-    let (dispatch, recorder) = slow_recorder(dir.path(), |b| b.dump_on_error());
+    let (dispatch, recorder, _time) = slow_recorder(dir.path(), |b| b.dump_on_error());
     tracing::dispatcher::with_default(&dispatch, || {
         tracing::error!(password = "hunter2", user = "ada", "login failed");
     });
@@ -553,7 +566,8 @@ fn retention_holds_across_restarts() {
 #[test]
 fn the_error_level_is_configurable() {
     let dir = tempfile::tempdir().unwrap();
-    let (dispatch, recorder) = slow_recorder(dir.path(), |b| b.error_level(tracing::Level::WARN));
+    let (dispatch, recorder, _time) =
+        slow_recorder(dir.path(), |b| b.error_level(tracing::Level::WARN));
     tracing::dispatcher::with_default(&dispatch, || {
         tracing::info!("fine");
         tracing::warn!("disk almost full");
@@ -568,13 +582,11 @@ fn the_error_level_is_configurable() {
 fn hostile_span_names_stay_inside_the_directory() {
     let dir = tempfile::tempdir().unwrap();
     let inner = dir.path().join("inner");
-    let (dispatch, recorder) =
+    let (dispatch, recorder, time) =
         slow_recorder(&inner, |b| b.dump_on_slow_span(Duration::from_millis(1)));
     tracing::dispatcher::with_default(&dispatch, || {
-        tracing::info_span!("../../escape")
-            .in_scope(|| std::thread::sleep(Duration::from_millis(3)));
-        tracing::info_span!("/etc/passwd")
-            .in_scope(|| std::thread::sleep(Duration::from_millis(3)));
+        tracing::info_span!("../../escape").in_scope(|| time.increment(Duration::from_millis(3)));
+        tracing::info_span!("/etc/passwd").in_scope(|| time.increment(Duration::from_millis(3)));
     });
     recorder.flush();
     let files = common::files_in(&inner);

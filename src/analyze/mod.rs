@@ -93,6 +93,7 @@ impl TraceInfo {
 pub struct LoadError {
     path: PathBuf,
     problem: String,
+    source: Option<io::Error>,
 }
 
 impl LoadError {
@@ -101,6 +102,16 @@ impl LoadError {
         LoadError {
             path: path.to_owned(),
             problem: problem.into(),
+            source: None,
+        }
+    }
+
+    /// An error about `path` caused by an I/O error, kept as the [`source`](std::error::Error::source).
+    pub fn io(path: &Path, doing: &str, source: io::Error) -> Self {
+        LoadError {
+            path: path.to_owned(),
+            problem: format!("{doing}: {source}"),
+            source: Some(source),
         }
     }
 
@@ -116,7 +127,13 @@ impl fmt::Display for LoadError {
     }
 }
 
-impl std::error::Error for LoadError {}
+impl std::error::Error for LoadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_ref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 /// Writes `path` so that it is complete or absent, as the recorder writes its dumps: into a
 /// temporary file beside it, synced, renamed into place; gzipped if the name ends in `.gz`;
@@ -137,8 +154,8 @@ pub fn write_atomically(
 /// Opens `path` — gzipped or not, told by its first bytes — for reading.
 pub fn open(path: impl AsRef<Path>) -> Result<(Box<dyn Read>, bool), LoadError> {
     let path = path.as_ref();
-    let file = File::open(path).map_err(|e| LoadError::new(path, format!("cannot open: {e}")))?;
-    decode(file).map_err(|e| LoadError::new(path, format!("cannot read: {e}")))
+    let file = File::open(path).map_err(|e| LoadError::io(path, "cannot open", e))?;
+    decode(file).map_err(|e| LoadError::io(path, "cannot read", e))
 }
 
 /// Wraps `reader` so it yields JSON: gunzipped if it starts like a gzip stream. Returns

@@ -182,7 +182,7 @@ pub(crate) fn read(path: &Path, on_event: impl FnMut(TraceEvent)) -> Result<Trac
     if size < (16 << 20) || !io::stderr().is_terminal() {
         return analyze::read_events(path, on_event);
     }
-    let file = File::open(path).map_err(|e| LoadError::new(path, format!("cannot open: {e}")))?;
+    let file = File::open(path).map_err(|e| LoadError::io(path, "cannot open", e))?;
     let bar = indicatif::ProgressBar::new(size).with_style(
         indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {eta}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
@@ -194,7 +194,7 @@ pub(crate) fn read(path: &Path, on_event: impl FnMut(TraceEvent)) -> Result<Trac
                 info
             })
             .map_err(|problem| LoadError::new(path, problem)),
-        Err(e) => Err(LoadError::new(path, format!("cannot read: {e}"))),
+        Err(e) => Err(LoadError::io(path, "cannot read", e)),
     };
     bar.finish_and_clear();
     result

@@ -12,7 +12,7 @@ pub(crate) fn validate(path: &Path) -> ExitCode {
         let mut text = Vec::new();
         reader
             .read_to_end(&mut text)
-            .map_err(|e| LoadError::new(path, format!("cannot read: {e}")))?;
+            .map_err(|e| LoadError::io(path, "cannot read", e))?;
         serde_json::from_slice::<Value>(&text)
             .map_err(|e| LoadError::new(path, format!("not valid JSON: {e}")))
     });
