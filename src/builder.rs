@@ -150,6 +150,7 @@ impl Builder {
     /// through `signal-hook`, only wakes a thread of the recorder's; that thread takes the
     /// snapshot and queues the dump.
     #[cfg(all(unix, feature = "signal"))]
+    #[cfg_attr(docsrs, doc(cfg(all(unix, feature = "signal"))))]
     pub fn dump_on_signal(mut self) -> Self {
         self.config.dump_on_signal = true;
         self
@@ -199,6 +200,7 @@ impl Builder {
 
     /// Writes dump files gzipped, as `.json.gz` (Perfetto opens them as they are).
     #[cfg(feature = "gzip")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "gzip")))]
     pub fn gzip(mut self, on: bool) -> Self {
         self.config.dumps.gzip = on;
         self
@@ -305,6 +307,11 @@ impl Builder {
     }
 
     /// Checks the configuration and creates the layer and its handle.
+    ///
+    /// # Errors
+    ///
+    /// A [`BuildError`] naming the setting or environment variable that is out of range, or
+    /// why the dump thread or the signal handler could not start.
     pub fn build(self) -> Result<(FlightRecorderLayer, FlightRecorder), BuildError> {
         if let Some(err) = self.env_error {
             return Err(err);

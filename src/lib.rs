@@ -1,13 +1,10 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
-#![warn(
-    missing_debug_implementations,
-    unreachable_pub,
-    rust_2018_idioms,
-    clippy::undocumented_unsafe_blocks
-)]
+#![warn(unreachable_pub)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "cli")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
 pub mod analyze;
 mod atomic;
 mod builder;
@@ -39,6 +36,7 @@ pub use record::redact::{DEFAULT_REDACTED_FIELDS, REDACTED};
 pub use record::span_timing::SpanTiming;
 pub use recorder::FlightRecorder;
 #[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use serve::{
     HttpConfig, HttpError, HttpServer, MAX_BODIES_IN_FLIGHT, MAX_HEADER_BYTES, MAX_HEADERS,
     SNAPSHOT_PATH,

@@ -78,6 +78,10 @@ impl FlightRecorder {
     ///
     /// Recording threads never wait for this: each thread's buffer is locked only long enough
     /// to copy it. Concurrent dumps are serialized; the second waits for the first.
+    ///
+    /// # Errors
+    ///
+    /// The writer's error; recording goes on.
     pub fn write_to<W: Write>(&self, writer: W) -> io::Result<u64> {
         self.write_for(Reason::Manual, writer)
     }
@@ -100,6 +104,11 @@ impl FlightRecorder {
     /// Missing directories are created. On failure nothing is left behind and recording goes
     /// on. An existing file at `path` is replaced. A path ending in `.gz` is gzipped (feature
     /// `gzip`).
+    ///
+    /// # Errors
+    ///
+    /// A [`DumpError`] naming the step that failed (directory, temporary file, writing,
+    /// renaming); nothing is left behind.
     pub fn dump_to_file(&self, path: impl AsRef<Path>) -> Result<DumpInfo, DumpError> {
         let handle = &self.handle;
         let path = path.as_ref();
@@ -131,6 +140,11 @@ impl FlightRecorder {
     /// `slow_span_worker_20261126T121914.123Z_1.json`), never replacing a file. The label is
     /// reduced to `[A-Za-z0-9._-]` and at most 64 characters, so it cannot leave `dir`.
     /// Retention and `on_dump` apply as to triggered dumps.
+    ///
+    /// # Errors
+    ///
+    /// A [`DumpError`] naming the step that failed; nothing is left behind, and `on_dump` and
+    /// [`last_dump_error`](Self::last_dump_error) hear of it.
     pub fn dump_to_dir(&self, dir: impl AsRef<Path>, label: &str) -> Result<DumpInfo, DumpError> {
         let handle = &self.handle;
         let _serialized = lock(&handle.dump_lock);

@@ -152,6 +152,10 @@ pub fn write_atomically(
 }
 
 /// Opens `path` — gzipped or not, told by its first bytes — for reading.
+///
+/// # Errors
+///
+/// A [`LoadError`] when the file cannot be opened or read.
 pub fn open(path: impl AsRef<Path>) -> Result<(Box<dyn Read>, bool), LoadError> {
     let path = path.as_ref();
     let file = File::open(path).map_err(|e| LoadError::io(path, "cannot open", e))?;
@@ -160,6 +164,10 @@ pub fn open(path: impl AsRef<Path>) -> Result<(Box<dyn Read>, bool), LoadError> 
 
 /// Wraps `reader` so it yields JSON: gunzipped if it starts like a gzip stream. Returns
 /// whether it was gzipped.
+///
+/// # Errors
+///
+/// The reader's error while looking at the first bytes.
 pub fn decode(reader: impl Read + 'static) -> io::Result<(Box<dyn Read>, bool)> {
     let mut reader = BufReader::with_capacity(256 << 10, reader);
     let gzipped = reader.fill_buf()?.starts_with(&[0x1f, 0x8b]);
@@ -174,6 +182,10 @@ pub fn decode(reader: impl Read + 'static) -> io::Result<(Box<dyn Read>, bool)> 
 }
 
 /// Parses the trace in `path`, calling `on_event` for every event in file order.
+///
+/// # Errors
+///
+/// A [`LoadError`]: the file cannot be read, or is not a trace (one line says why).
 pub fn read_events(
     path: impl AsRef<Path>,
     on_event: impl FnMut(TraceEvent),
@@ -186,6 +198,10 @@ pub fn read_events(
 }
 
 /// [`read_events`] from any reader; the error is the problem, without a file name.
+///
+/// # Errors
+///
+/// What is wrong with the input, in one line.
 pub fn read_from(
     reader: impl Read,
     mut on_event: impl FnMut(TraceEvent),

@@ -105,6 +105,10 @@ type FlowStep = (i64, u8, usize, Thread);
 type Mark = (i64, bool, usize);
 
 /// Parses `text` and [`check`]s it.
+///
+/// # Errors
+///
+/// The first [`Violation`], or text that is not JSON.
 pub fn check_str(text: &str) -> Result<Summary, Violation> {
     let value: Value =
         serde_json::from_str(text).map_err(|e| violation(None, format!("not JSON: {e}")))?;
@@ -125,6 +129,10 @@ pub(crate) fn nanos(value: f64) -> i64 {
 /// - flows: per id one `s`, then `t` steps, then one `f`, in time order, each inside an `X`
 ///   slice of its thread;
 /// - every thread with events is named by a `thread_name` metadata event.
+///
+/// # Errors
+///
+/// The first [`Violation`] found.
 pub fn check(trace: &Value) -> Result<Summary, Violation> {
     let events = match trace {
         Value::Array(events) => events,

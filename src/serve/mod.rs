@@ -203,11 +203,22 @@ impl FlightRecorder {
     /// curl http://127.0.0.1:6060/debug/trace/snapshot > trace.json
     /// curl -o trace.json.gz 'http://127.0.0.1:6060/debug/trace/snapshot?gzip=1'
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`HttpError`]: the address does not resolve, is not loopback, or cannot be bound.
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
     pub fn serve_http(&self, addr: &str) -> Result<HttpServer, HttpError> {
         serve(self, HttpConfig::new(addr))
     }
 
     /// [`serve_http`](Self::serve_http) with a bearer token, or on a non-loopback address.
+    ///
+    /// # Errors
+    ///
+    /// [`HttpError`]: the address does not resolve, is not loopback (unless allowed), cannot
+    /// be bound, or the token is empty.
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
     pub fn serve_http_with(&self, config: HttpConfig) -> Result<HttpServer, HttpError> {
         serve(self, config)
     }
