@@ -17,6 +17,7 @@ pub(crate) enum Reason {
     /// An event at the error level (or the configured one).
     Error,
     /// SIGUSR1.
+    #[cfg_attr(not(all(unix, feature = "signal")), allow(dead_code))]
     Signal,
     /// A panic (written synchronously by the panic hook).
     Panic,
