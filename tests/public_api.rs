@@ -223,6 +223,9 @@ fn every_public_item_is_still_there() {
     let _: fn(&serde_json::Value) -> Result<validate::Summary, validate::Violation> =
         validate::check;
     let _: fn(&str) -> Result<validate::Summary, validate::Violation> = validate::check_str;
+    let mut checker = validate::Checker::default();
+    let _: Result<(), validate::Violation> = checker.feed(&serde_json::json!({"ph": "M"}));
+    let _: Result<validate::Summary, validate::Violation> = checker.finish();
 }
 
 #[cfg(feature = "http")]
@@ -265,6 +268,9 @@ fn the_reader_api_is_still_there() {
     let _ =
         |p: &Path| -> Result<TraceInfo, LoadError> { analyze::read_events(p, |_: TraceEvent| {}) };
     let _ = |b: &[u8]| -> Result<TraceInfo, String> { analyze::read_from(b, |_: TraceEvent| {}) };
+    let _ = |b: &[u8]| -> Result<TraceInfo, String> {
+        analyze::read_values(b, |_: serde_json::Value| {})
+    };
     let _ = |p: &Path| -> Result<u64, DumpError> { analyze::write_atomically(p, |_| Ok(())) };
     let _ = |info: TraceInfo| info.gzipped;
     let _ = |e: LoadError| e.to_string();

@@ -206,10 +206,29 @@ pub fn read_from(
     reader: impl Read,
     mut on_event: impl FnMut(TraceEvent),
 ) -> Result<TraceInfo, String> {
+    read_elements(reader, |raw: RawEvent| on_event(raw.into()))
+}
+
+/// [`read_from`] giving each event as it stands in the file, as JSON: for tools that check
+/// events rather than read them (`blackbox validate` feeds them to
+/// [`validate::Checker`](crate::validate::Checker)). One event in memory at a time.
+///
+/// # Errors
+///
+/// What is wrong with the input, in one line.
+pub fn read_values(reader: impl Read, on_event: impl FnMut(Value)) -> Result<TraceInfo, String> {
+    read_elements(reader, on_event)
+}
+
+fn read_elements<T: serde::de::DeserializeOwned>(
+    reader: impl Read,
+    mut on_event: impl FnMut(T),
+) -> Result<TraceInfo, String> {
     let mut root = Root {
         on_event: &mut on_event,
         info: TraceInfo::default(),
         saw_events: false,
+        element: std::marker::PhantomData,
     };
     let mut deserializer = serde_json::Deserializer::from_reader(reader);
     (&mut root)
@@ -232,13 +251,16 @@ fn describe(error: &serde_json::Error) -> String {
     }
 }
 
-struct Root<'f, F> {
+struct Root<'f, F, T> {
     on_event: &'f mut F,
     info: TraceInfo,
     saw_events: bool,
+    element: std::marker::PhantomData<T>,
 }
 
-impl<'de, F: FnMut(TraceEvent)> DeserializeSeed<'de> for &mut Root<'_, F> {
+impl<'de, F: FnMut(T), T: serde::de::DeserializeOwned> DeserializeSeed<'de>
+    for &mut Root<'_, F, T>
+{
     type Value = ();
 
     fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -246,7 +268,7 @@ impl<'de, F: FnMut(TraceEvent)> DeserializeSeed<'de> for &mut Root<'_, F> {
     }
 }
 
-impl<'de, F: FnMut(TraceEvent)> Visitor<'de> for &mut Root<'_, F> {
+impl<'de, F: FnMut(T), T: serde::de::DeserializeOwned> Visitor<'de> for &mut Root<'_, F, T> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -261,6 +283,7 @@ impl<'de, F: FnMut(TraceEvent)> Visitor<'de> for &mut Root<'_, F> {
                     map.next_value_seed(Events {
                         on_event: &mut *self.on_event,
                         count: &mut self.info.events,
+                        element: std::marker::PhantomData,
                     })?;
                 }
                 "otherData" => self.info.other_data = Some(map.next_value()?),
@@ -277,17 +300,19 @@ impl<'de, F: FnMut(TraceEvent)> Visitor<'de> for &mut Root<'_, F> {
         Events {
             on_event: &mut *self.on_event,
             count: &mut self.info.events,
+            element: std::marker::PhantomData,
         }
         .visit_seq(seq)
     }
 }
 
-struct Events<'f, F> {
+struct Events<'f, F, T> {
     on_event: &'f mut F,
     count: &'f mut u64,
+    element: std::marker::PhantomData<T>,
 }
 
-impl<'de, F: FnMut(TraceEvent)> DeserializeSeed<'de> for Events<'_, F> {
+impl<'de, F: FnMut(T), T: serde::de::DeserializeOwned> DeserializeSeed<'de> for Events<'_, F, T> {
     type Value = ();
 
     fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -295,7 +320,7 @@ impl<'de, F: FnMut(TraceEvent)> DeserializeSeed<'de> for Events<'_, F> {
     }
 }
 
-impl<'de, F: FnMut(TraceEvent)> Visitor<'de> for Events<'_, F> {
+impl<'de, F: FnMut(T), T: serde::de::DeserializeOwned> Visitor<'de> for Events<'_, F, T> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -303,9 +328,9 @@ impl<'de, F: FnMut(TraceEvent)> Visitor<'de> for Events<'_, F> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(raw) = seq.next_element::<RawEvent>()? {
+        while let Some(element) = seq.next_element::<T>()? {
             *self.count += 1;
-            (self.on_event)(raw.into());
+            (self.on_event)(element);
         }
         Ok(())
     }

@@ -147,22 +147,56 @@ pub fn check(trace: &Value) -> Result<Summary, Violation> {
             ));
         }
     };
-    let mut summary = Summary {
-        events: events.len(),
-        sorted_per_thread: true,
-        ..Summary::default()
-    };
-    let mut named: HashSet<Thread> = HashSet::new();
-    // (ts, dur, event index) per thread.
-    let mut slices: BTreeMap<Thread, Vec<(i64, i64, usize)>> = BTreeMap::new();
-    // (ts, is_begin, event index) per thread, and per (category, id).
-    let mut begin_end: HashMap<Thread, Vec<Mark>> = HashMap::new();
-    let mut asyncs: HashMap<(String, String), Vec<Mark>> = HashMap::new();
-    // Flow steps per (category, id): (ts, phase, event index, thread).
-    let mut flows: HashMap<(String, String), Vec<FlowStep>> = HashMap::new();
-    let mut last_ts: HashMap<Thread, i64> = HashMap::new();
+    let mut checker = Checker::default();
+    for event in events {
+        checker.feed(event)?;
+    }
+    checker.finish()
+}
 
-    for (index, event) in events.iter().enumerate() {
+/// The checks of [`check`], one event at a time, for traces too large to hold: feed every
+/// event in file order, then [`finish`](Self::finish). Memory: a few words per slice and
+/// begin/end, not the events themselves.
+#[derive(Debug)]
+pub struct Checker {
+    summary: Summary,
+    named: HashSet<Thread>,
+    /// (ts, dur, event index) per thread.
+    slices: BTreeMap<Thread, Vec<(i64, i64, usize)>>,
+    /// (ts, is_begin, event index) per thread, and per (category, id).
+    begin_end: HashMap<Thread, Vec<Mark>>,
+    asyncs: HashMap<(String, String), Vec<Mark>>,
+    /// Flow steps per (category, id): (ts, phase, event index, thread).
+    flows: HashMap<(String, String), Vec<FlowStep>>,
+    last_ts: HashMap<Thread, i64>,
+}
+
+impl Default for Checker {
+    fn default() -> Self {
+        Checker {
+            summary: Summary {
+                sorted_per_thread: true,
+                ..Summary::default()
+            },
+            named: HashSet::new(),
+            slices: BTreeMap::new(),
+            begin_end: HashMap::new(),
+            asyncs: HashMap::new(),
+            flows: HashMap::new(),
+            last_ts: HashMap::new(),
+        }
+    }
+}
+
+impl Checker {
+    /// Checks one event (they come in file order); the first violation ends the check.
+    ///
+    /// # Errors
+    ///
+    /// A [`Violation`] this event alone shows.
+    pub fn feed(&mut self, event: &Value) -> Result<(), Violation> {
+        let index = self.summary.events;
+        self.summary.events += 1;
         let at = Some(index);
         let object = event
             .as_object()
@@ -178,9 +212,9 @@ pub fn check(trace: &Value) -> Result<Summary, Violation> {
                     .get("tid")
                     .and_then(Value::as_i64)
                     .ok_or_else(|| violation(at, "thread_name without a numeric tid"))?;
-                named.insert((pid, tid));
+                self.named.insert((pid, tid));
             }
-            continue;
+            return Ok(());
         }
         let tid = object
             .get("tid")
@@ -192,12 +226,12 @@ pub fn check(trace: &Value) -> Result<Summary, Violation> {
             .map(nanos)
             .ok_or_else(|| violation(at, "missing numeric ts"))?;
         let thread = (pid, tid);
-        if let Some(&last) = last_ts.get(&thread)
+        if let Some(&last) = self.last_ts.get(&thread)
             && ts < last
         {
-            summary.sorted_per_thread = false;
+            self.summary.sorted_per_thread = false;
         }
-        last_ts.insert(thread, ts);
+        self.last_ts.insert(thread, ts);
         match ph {
             "X" => {
                 let dur = object
@@ -208,9 +242,13 @@ pub fn check(trace: &Value) -> Result<Summary, Violation> {
                 if dur < 0 {
                     return Err(violation(at, "negative dur"));
                 }
-                slices.entry(thread).or_default().push((ts, dur, index));
+                self.slices
+                    .entry(thread)
+                    .or_default()
+                    .push((ts, dur, index));
             }
-            "B" | "E" => begin_end
+            "B" | "E" => self
+                .begin_end
                 .entry(thread)
                 .or_default()
                 .push((ts, ph == "B", index)),
@@ -225,7 +263,7 @@ pub fn check(trace: &Value) -> Result<Summary, Violation> {
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_owned();
-                asyncs
+                self.asyncs
                     .entry((category, id))
                     .or_default()
                     .push((ts, ph == "b", index));
@@ -240,125 +278,134 @@ pub fn check(trace: &Value) -> Result<Summary, Violation> {
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_owned();
-                flows.entry((category, id)).or_default().push((
+                self.flows.entry((category, id)).or_default().push((
                     ts,
                     ph.as_bytes()[0],
                     index,
                     thread,
                 ));
             }
-            "i" | "I" | "n" => summary.instants += 1,
+            "i" | "I" | "n" => self.summary.instants += 1,
             _ => {}
         }
+        Ok(())
     }
 
-    for (&(pid, tid), list) in &mut slices {
-        list.sort_by_key(|&(ts, dur, _)| (ts, std::cmp::Reverse(dur)));
-        let mut open: Vec<(i64, usize)> = Vec::new();
-        for &(ts, dur, index) in list.iter() {
-            while open.last().is_some_and(|&(end, _)| end <= ts) {
-                open.pop();
+    /// The checks that need every event: nesting, balance, flows, thread names.
+    ///
+    /// # Errors
+    ///
+    /// The first [`Violation`] found.
+    pub fn finish(mut self) -> Result<Summary, Violation> {
+        for (&(pid, tid), list) in &mut self.slices {
+            list.sort_by_key(|&(ts, dur, _)| (ts, std::cmp::Reverse(dur)));
+            let mut open: Vec<(i64, usize)> = Vec::new();
+            for &(ts, dur, index) in list.iter() {
+                while open.last().is_some_and(|&(end, _)| end <= ts) {
+                    open.pop();
+                }
+                if let Some(&(end, parent)) = open.last()
+                    && ts + dur > end
+                {
+                    return Err(violation(
+                        Some(index),
+                        format!(
+                            "slice on pid {pid} tid {tid} overlaps slice {parent} without nesting in it"
+                        ),
+                    ));
+                }
+                open.push((ts + dur, index));
+                self.summary.slices += 1;
             }
-            if let Some(&(end, parent)) = open.last()
-                && ts + dur > end
-            {
+        }
+
+        let reach: HashMap<Thread, Reach> = self
+            .slices
+            .iter()
+            .map(|(&thread, list)| (thread, Reach::new(list)))
+            .collect();
+        for ((category, id), list) in &mut self.flows {
+            list.sort_by_key(|&(ts, phase, index, _)| (ts, phase != b's', phase == b'f', index));
+            let starts = list.iter().filter(|f| f.1 == b's').count();
+            let finishes = list.iter().filter(|f| f.1 == b'f').count();
+            if starts != 1 || finishes != 1 || list[0].1 != b's' || list[list.len() - 1].1 != b'f' {
                 return Err(violation(
-                    Some(index),
+                    Some(list[0].2),
                     format!(
-                        "slice on pid {pid} tid {tid} overlaps slice {parent} without nesting in it"
+                        "flow {id} (cat {category:?}) must be one s, then t steps, then one f in time order"
                     ),
                 ));
             }
-            open.push((ts + dur, index));
-            summary.slices += 1;
+            for &(ts, _, index, thread) in list.iter() {
+                if !reach.get(&thread).is_some_and(|r| r.covers(ts)) {
+                    return Err(violation(
+                        Some(index),
+                        format!("flow {id} step is not inside a slice on its thread"),
+                    ));
+                }
+            }
+            self.summary.flows += 1;
         }
-    }
 
-    let reach: HashMap<Thread, Reach> = slices
-        .iter()
-        .map(|(&thread, list)| (thread, Reach::new(list)))
-        .collect();
-    for ((category, id), list) in &mut flows {
-        list.sort_by_key(|&(ts, phase, index, _)| (ts, phase != b's', phase == b'f', index));
-        let starts = list.iter().filter(|f| f.1 == b's').count();
-        let finishes = list.iter().filter(|f| f.1 == b'f').count();
-        if starts != 1 || finishes != 1 || list[0].1 != b's' || list[list.len() - 1].1 != b'f' {
-            return Err(violation(
-                Some(list[0].2),
-                format!(
-                    "flow {id} (cat {category:?}) must be one s, then t steps, then one f in time order"
-                ),
-            ));
-        }
-        for &(ts, _, index, thread) in list.iter() {
-            if !reach.get(&thread).is_some_and(|r| r.covers(ts)) {
+        for (&(pid, tid), list) in &mut self.begin_end {
+            list.sort_by_key(|&(ts, _, index)| (ts, index));
+            let mut depth: usize = 0;
+            for &(_, begin, index) in list.iter() {
+                if begin {
+                    depth += 1;
+                } else if depth == 0 {
+                    return Err(violation(
+                        Some(index),
+                        format!("E without a B on pid {pid} tid {tid}"),
+                    ));
+                } else {
+                    depth -= 1;
+                    self.summary.begin_end_pairs += 1;
+                }
+            }
+            if depth != 0 {
                 return Err(violation(
-                    Some(index),
-                    format!("flow {id} step is not inside a slice on its thread"),
+                    None,
+                    format!("{depth} B event(s) without an E on pid {pid} tid {tid}"),
                 ));
             }
         }
-        summary.flows += 1;
-    }
 
-    for (&(pid, tid), list) in &mut begin_end {
-        list.sort_by_key(|&(ts, _, index)| (ts, index));
-        let mut depth: usize = 0;
-        for &(_, begin, index) in list.iter() {
-            if begin {
-                depth += 1;
-            } else if depth == 0 {
+        for ((category, id), list) in &mut self.asyncs {
+            list.sort_by_key(|&(ts, begin, index)| (ts, !begin, index));
+            let begins = list.iter().filter(|e| e.1).count();
+            let ends = list.len() - begins;
+            if begins != 1 || ends != 1 {
                 return Err(violation(
-                    Some(index),
-                    format!("E without a B on pid {pid} tid {tid}"),
+                    Some(list[0].2),
+                    format!(
+                        "async id {id} (cat {category:?}) has {begins} b and {ends} e events; expected one of each"
+                    ),
                 ));
-            } else {
-                depth -= 1;
-                summary.begin_end_pairs += 1;
+            }
+            if !list[0].1 {
+                return Err(violation(
+                    Some(list[0].2),
+                    format!("async id {id} ends before it begins"),
+                ));
+            }
+            self.summary.async_pairs += 1;
+        }
+
+        for thread in self.last_ts.keys() {
+            if !self.named.contains(thread) {
+                return Err(violation(
+                    None,
+                    format!(
+                        "pid {} tid {} has events but no thread_name metadata",
+                        thread.0, thread.1
+                    ),
+                ));
             }
         }
-        if depth != 0 {
-            return Err(violation(
-                None,
-                format!("{depth} B event(s) without an E on pid {pid} tid {tid}"),
-            ));
-        }
+        self.summary.threads = self.last_ts.len();
+        Ok(self.summary)
     }
-
-    for ((category, id), list) in &mut asyncs {
-        list.sort_by_key(|&(ts, begin, index)| (ts, !begin, index));
-        let begins = list.iter().filter(|e| e.1).count();
-        let ends = list.len() - begins;
-        if begins != 1 || ends != 1 {
-            return Err(violation(
-                Some(list[0].2),
-                format!(
-                    "async id {id} (cat {category:?}) has {begins} b and {ends} e events; expected one of each"
-                ),
-            ));
-        }
-        if !list[0].1 {
-            return Err(violation(
-                Some(list[0].2),
-                format!("async id {id} ends before it begins"),
-            ));
-        }
-        summary.async_pairs += 1;
-    }
-
-    for thread in last_ts.keys() {
-        if !named.contains(thread) {
-            return Err(violation(
-                None,
-                format!(
-                    "pid {} tid {} has events but no thread_name metadata",
-                    thread.0, thread.1
-                ),
-            ));
-        }
-    }
-    summary.threads = last_ts.len();
-    Ok(summary)
 }
 
 #[cfg(test)]
