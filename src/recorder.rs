@@ -24,11 +24,11 @@ use crate::trigger::Triggers;
 /// handle waits (up to 5 s) for queued dumps to be written.
 #[derive(Clone)]
 pub struct FlightRecorder {
-    handle: Arc<Handle>,
+    parts: Arc<Parts>,
 }
 
-/// Shared by the clones of one handle; flushes when the last goes.
-struct Handle {
+/// The recorder's parts, shared by the clones of one handle; flushes when the last goes.
+struct Parts {
     recording: Arc<Recording>,
     dumper: Arc<Dumper>,
     triggers: Arc<Triggers>,
@@ -36,7 +36,7 @@ struct Handle {
     dump_lock: Mutex<()>,
 }
 
-impl Drop for Handle {
+impl Drop for Parts {
     fn drop(&mut self) {
         self.dumper.flush_timeout(DROP_FLUSH_TIMEOUT);
     }
@@ -44,13 +44,13 @@ impl Drop for Handle {
 
 impl fmt::Debug for FlightRecorder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let recording = &self.handle.recording;
+        let recording = &self.parts.recording;
         f.debug_struct("FlightRecorder")
             .field("id", &recording.id)
             .field("recording", &self.is_recording())
             .field("max_bytes", &recording.max_bytes())
             .field("min_age", &recording.min_age())
-            .field("dumps", self.handle.dumper.config())
+            .field("dumps", self.parts.dumper.config())
             .finish_non_exhaustive()
     }
 }
@@ -58,7 +58,7 @@ impl fmt::Debug for FlightRecorder {
 impl FlightRecorder {
     pub(crate) fn new(recording: Arc<Recording>, triggers: Arc<Triggers>) -> Self {
         FlightRecorder {
-            handle: Arc::new(Handle {
+            parts: Arc::new(Parts {
                 dumper: Arc::clone(&triggers.dumper),
                 recording,
                 triggers,
@@ -70,7 +70,7 @@ impl FlightRecorder {
     /// The recorded past, decoded: every retained record in time order, with the recorder's
     /// own span ids. For tests and tools; dumps use the same data.
     pub fn snapshot(&self) -> Snapshot {
-        let recording = &self.handle.recording;
+        let recording = &self.parts.recording;
         Snapshot::decode(&recording.timebase, recording.capture())
     }
 
@@ -88,12 +88,12 @@ impl FlightRecorder {
 
     /// [`write_to`](Self::write_to) with another `otherData.reason`.
     pub(crate) fn write_for<W: Write>(&self, reason: Reason, writer: W) -> io::Result<u64> {
-        let handle = &self.handle;
-        let _serialized = lock(&handle.dump_lock);
-        let capture = handle.recording.capture();
+        let parts = &self.parts;
+        let _serialized = lock(&parts.dump_lock);
+        let capture = parts.recording.capture();
         chrome::write(
             &capture,
-            &handle.recording.timebase,
+            &parts.recording.timebase,
             &DumpContext::new(reason),
             writer,
         )
@@ -110,22 +110,22 @@ impl FlightRecorder {
     /// A [`DumpError`] naming the step that failed (directory, temporary file, writing,
     /// renaming); nothing is left behind.
     pub fn dump_to_file(&self, path: impl AsRef<Path>) -> Result<DumpInfo, DumpError> {
-        let handle = &self.handle;
+        let parts = &self.parts;
         let path = path.as_ref();
         let started = Instant::now();
         let result = {
-            let _serialized = lock(&handle.dump_lock);
-            let capture = handle.recording.capture();
-            files::write_file(path, handle.dumper.config().modes, |w| {
+            let _serialized = lock(&parts.dump_lock);
+            let capture = parts.recording.capture();
+            files::write_file(path, parts.dumper.config().modes, |w| {
                 chrome::write(
                     &capture,
-                    &handle.recording.timebase,
+                    &parts.recording.timebase,
                     &DumpContext::new(Reason::Manual),
                     w,
                 )
             })
         };
-        handle.dumper.report(&DumpOutcome {
+        parts.dumper.report(&DumpOutcome {
             reason: "manual".to_owned(),
             path: path.to_owned(),
             bytes: result.as_ref().map_or(0, |info| info.bytes),
@@ -146,10 +146,10 @@ impl FlightRecorder {
     /// A [`DumpError`] naming the step that failed; nothing is left behind, and `on_dump` and
     /// [`last_dump_error`](Self::last_dump_error) hear of it.
     pub fn dump_to_dir(&self, dir: impl AsRef<Path>, label: &str) -> Result<DumpInfo, DumpError> {
-        let handle = &self.handle;
-        let _serialized = lock(&handle.dump_lock);
-        let capture = handle.recording.capture();
-        handle.dumper.write_now(
+        let parts = &self.parts;
+        let _serialized = lock(&parts.dump_lock);
+        let capture = parts.recording.capture();
+        parts.dumper.write_now(
             dir.as_ref(),
             label,
             &DumpContext::new(Reason::Manual),
@@ -161,8 +161,8 @@ impl FlightRecorder {
     /// triggers do: the snapshot is taken now, on this thread, and written by the dump thread
     /// into the dump directory. Subject to the cooldown.
     pub fn trigger(&self, reason: &str) -> TriggerOutcome {
-        let now = self.handle.recording.now();
-        self.handle
+        let now = self.parts.recording.now();
+        self.parts
             .triggers
             .trigger(Reason::User(reason.to_owned()), now, None, || None)
     }
@@ -175,37 +175,37 @@ impl FlightRecorder {
     /// Waits until every queued dump has been written, or `timeout` passes; returns whether
     /// all were written.
     pub fn flush_timeout(&self, timeout: Duration) -> bool {
-        self.handle.dumper.flush_timeout(timeout)
+        self.parts.dumper.flush_timeout(timeout)
     }
 
     /// The error of the last dump file that failed, if any.
     pub fn last_dump_error(&self) -> Option<DumpError> {
-        self.handle.dumper.last_error()
+        self.parts.dumper.last_error()
     }
 
     /// The directory triggered dumps go to.
     pub fn dump_dir(&self) -> &Path {
-        &self.handle.dumper.config().dir
+        &self.parts.dumper.config().dir
     }
 
     /// Stops recording. The buffer is kept: a dump after `stop` still shows the past.
     pub fn stop(&self) {
-        self.handle.recording.set_recording(false);
+        self.parts.recording.set_recording(false);
     }
 
     /// Resumes recording after [`stop`](Self::stop). A recorder built disabled
     /// ([`Builder::enabled`](crate::Builder::enabled), `BLACKBOX=0`) stays off.
     pub fn start(&self) {
-        self.handle.recording.set_recording(true);
+        self.parts.recording.set_recording(true);
     }
 
     /// Whether the recorder is recording now.
     pub fn is_recording(&self) -> bool {
-        self.handle.recording.is_recording()
+        self.parts.recording.is_recording()
     }
 
     /// Record storage allocated now, in bytes; never more than `max_bytes`.
     pub fn allocated_bytes(&self) -> usize {
-        self.handle.recording.storage.allocated_bytes()
+        self.parts.recording.storage.allocated_bytes()
     }
 }

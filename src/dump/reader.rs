@@ -219,7 +219,7 @@ fn parse(bytes: &[u8]) -> Option<(usize, RecordView<'_>)> {
         kind::ENTER | kind::EXIT | kind::CLOSE => Body::Span {
             registry_id: cursor.u64()?,
         },
-        kind::RECORD => {
+        kind::VALUES => {
             let registry_id = cursor.u64()?;
             let metadata = cursor.metadata();
             Body::Record {

@@ -16,7 +16,7 @@ use tracing_core::Metadata;
 use crate::dump::reader::{Body, RecordReader, RecordView};
 use crate::record::clock::wall_time;
 use crate::record::encode::{FLAG_EXPLICIT_PARENT, FLAG_FIELDS_DROPPED, Field, kind};
-use crate::record::storage::RawThread;
+use crate::record::storage::ThreadChunks;
 use crate::record::{Capture, Timebase};
 
 /// High bit of ids given to spans whose creation was evicted before the snapshot.
@@ -194,7 +194,7 @@ pub(crate) struct RecordAt {
 
 impl RecordAt {
     /// The record, read again from the capture's chunks.
-    pub(crate) fn read(self, threads: &[RawThread]) -> Option<RecordView<'_>> {
+    pub(crate) fn read(self, threads: &[ThreadChunks]) -> Option<RecordView<'_>> {
         let chunk = threads
             .get(self.thread as usize)?
             .chunk(self.chunk as usize)?;
@@ -308,7 +308,7 @@ fn unreachable_kind() -> RecordKind {
 /// One thread's records in order, timestamps clamped to be non-decreasing (the counter can
 /// step back on a core migration).
 struct ThreadCursor<'a> {
-    thread: &'a RawThread,
+    thread: &'a ThreadChunks,
     index: u32,
     chunk: u32,
     reader: Option<RecordReader<'a>>,
@@ -342,7 +342,7 @@ impl<'a> ThreadCursor<'a> {
 /// live spans, whatever the number of records.
 pub(crate) struct TimeOrder<'a> {
     timebase: &'a Timebase,
-    threads: &'a [RawThread],
+    threads: &'a [ThreadChunks],
     cursors: Vec<ThreadCursor<'a>>,
     pending: Vec<Option<(RecordAt, RecordView<'a>)>>,
     heap: BinaryHeap<Reverse<(u64, u32)>>,
@@ -350,7 +350,7 @@ pub(crate) struct TimeOrder<'a> {
 }
 
 impl<'a> TimeOrder<'a> {
-    pub(crate) fn new(timebase: &'a Timebase, threads: &'a [RawThread]) -> Self {
+    pub(crate) fn new(timebase: &'a Timebase, threads: &'a [ThreadChunks]) -> Self {
         let mut cursors: Vec<ThreadCursor<'a>> = threads
             .iter()
             .enumerate()

@@ -27,7 +27,8 @@ pub(crate) mod kind {
     pub(crate) const ENTER: u8 = 2;
     pub(crate) const EXIT: u8 = 3;
     pub(crate) const CLOSE: u8 = 4;
-    pub(crate) const RECORD: u8 = 5;
+    /// `Span::record`: new values for a span's fields.
+    pub(crate) const VALUES: u8 = 5;
     pub(crate) const FOLLOWS_FROM: u8 = 6;
     pub(crate) const EVENT: u8 = 7;
 }

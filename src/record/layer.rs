@@ -219,7 +219,7 @@ where
         self.with_slot(|shared, slot| {
             let ts = shared.now();
             let scratch = &mut slot.scratch;
-            scratch.begin(kind::RECORD, ts);
+            scratch.begin(kind::VALUES, ts);
             scratch.put_u64(id.into_u64());
             match metadata {
                 Some(metadata) => scratch.put_metadata(metadata),

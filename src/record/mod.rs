@@ -22,7 +22,7 @@ pub(crate) use clock::Timebase;
 use encode::Encoded;
 use redact::Redaction;
 use span_timing::{SlowSpanConfig, SlowSpans};
-use storage::{RawSnapshot, Storage, StorageLimits, ThreadBuffer};
+use storage::{Storage, StorageLimits, StoredChunks, ThreadBuffer};
 
 /// What the recording needs from the configuration.
 #[derive(Debug, Clone)]
@@ -60,7 +60,7 @@ pub(crate) struct Recording {
 
 /// Chunks and counters copied at one instant, not yet decoded.
 pub(crate) struct Capture {
-    pub(crate) raw: RawSnapshot,
+    pub(crate) raw: StoredChunks,
     /// Clock reading of the snapshot.
     pub(crate) end_raw: u64,
     pub(crate) dropped: u64,
@@ -148,7 +148,7 @@ impl Recording {
             .map(|raw| self.finish_capture(raw))
     }
 
-    fn finish_capture(&self, raw: RawSnapshot) -> Capture {
+    fn finish_capture(&self, raw: StoredChunks) -> Capture {
         Capture {
             raw,
             end_raw: self.now(),

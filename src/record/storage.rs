@@ -42,9 +42,10 @@ pub(crate) use limits::{EXPIRE_PER_ROLL, FIRST_CHUNK_BYTES, StorageLimits};
 use thread::ThreadState;
 pub(crate) use thread::{ThreadBuffer, ThreadIdentity, next_tid};
 
-/// Counters and chunks copied out of [`Storage`] at one instant.
-pub(crate) struct RawSnapshot {
-    pub(crate) threads: Vec<RawThread>,
+/// What the storage hands out at one instant: every thread's chunks (sealed ones shared, current
+/// ones copied) and the counters.
+pub(crate) struct StoredChunks {
+    pub(crate) threads: Vec<ThreadChunks>,
     pub(crate) written: u64,
     pub(crate) overwritten: u64,
     /// Storage allocated when the snapshot was taken, in bytes.
@@ -54,13 +55,13 @@ pub(crate) struct RawSnapshot {
 }
 
 /// One thread's chunks, oldest first: the sealed ones shared, then a copy of its current one.
-pub(crate) struct RawThread {
+pub(crate) struct ThreadChunks {
     pub(crate) identity: ThreadIdentity,
     pub(crate) sealed: Vec<Arc<Chunk>>,
     pub(crate) current: Chunk,
 }
 
-impl RawThread {
+impl ThreadChunks {
     /// Chunk `index`: sealed ones first, then the copy of the current one.
     pub(crate) fn chunk(&self, index: usize) -> Option<&Chunk> {
         match self.sealed.get(index) {
@@ -357,7 +358,7 @@ impl Storage {
     /// Copies every thread's chunks. Holds the storage lock throughout so that no chunk is
     /// evicted half-way (the counters then add up exactly), and each thread's lock only for the
     /// copy of its current chunk.
-    pub(crate) fn snapshot(&self) -> RawSnapshot {
+    pub(crate) fn snapshot(&self) -> StoredChunks {
         let mut written = 0;
         let inner = lock(&self.inner);
         let threads = inner
@@ -370,7 +371,7 @@ impl Storage {
 
     /// [`snapshot`](Self::snapshot) for a panic hook: gives up (`None`) rather than wait past
     /// `deadline` for any lock, since the panicking thread may hold one.
-    pub(crate) fn try_snapshot(&self, deadline: Instant) -> Option<RawSnapshot> {
+    pub(crate) fn try_snapshot(&self, deadline: Instant) -> Option<StoredChunks> {
         let mut written = 0;
         let inner = try_lock_until(&self.inner, deadline)?;
         let threads = inner
@@ -387,16 +388,16 @@ impl Storage {
     fn finish_snapshot(
         &self,
         inner: &StorageInner,
-        mut threads: Vec<RawThread>,
+        mut threads: Vec<ThreadChunks>,
         written: u64,
-    ) -> RawSnapshot {
+    ) -> StoredChunks {
         // Registration order, whatever removals did to the list.
         threads.sort_unstable_by_key(|thread| thread.identity.tid);
         let copied = threads
             .iter()
             .map(|thread| thread.current.bytes().len())
             .sum();
-        RawSnapshot {
+        StoredChunks {
             threads,
             written: written + inner.departed_written,
             overwritten: inner.overwritten,

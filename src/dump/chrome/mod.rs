@@ -235,7 +235,7 @@ impl<'c> Encoder<'c> {
     fn write_event(
         &self,
         w: &mut impl Write,
-        thread: &'c crate::record::storage::RawThread,
+        thread: &'c crate::record::storage::ThreadChunks,
         out: &Out,
         fields: &mut Vec<(&'static str, ValueRef<'c>)>,
     ) -> io::Result<()> {
@@ -340,7 +340,7 @@ impl<'c> Encoder<'c> {
     fn write_instant(
         &self,
         w: &mut impl Write,
-        thread: &crate::record::storage::RawThread,
+        thread: &crate::record::storage::ThreadChunks,
         out: &Out,
     ) -> io::Result<()> {
         let at = RecordAt {

@@ -8,7 +8,7 @@ use tracing_core::Metadata;
 
 use crate::dump::reader::{Body, ValueRef};
 use crate::dump::snapshot::RecordAt;
-use crate::record::storage::RawThread;
+use crate::record::storage::ThreadChunks;
 
 /// Name of spans whose creation was evicted before the window.
 const EVICTED_SPAN_NAME: &str = "(span created before the window)";
@@ -174,7 +174,7 @@ impl SpanTable {
     pub(super) fn fields<'c>(
         &self,
         span: u64,
-        threads: &'c [RawThread],
+        threads: &'c [ThreadChunks],
         out: &mut Vec<(&'static str, ValueRef<'c>)>,
     ) {
         out.clear();

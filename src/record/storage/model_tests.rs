@@ -261,7 +261,7 @@ impl Model {
 pub(super) struct Real {
     pub(super) storage: Storage,
     pub(super) dropped: u64,
-    pub(super) held: Vec<RawSnapshot>,
+    pub(super) held: Vec<StoredChunks>,
 }
 
 impl Real {
@@ -276,7 +276,7 @@ impl Real {
         }
     }
 
-    pub(super) fn contents(&self) -> (Vec<(u64, Vec<u64>)>, RawSnapshot) {
+    pub(super) fn contents(&self) -> (Vec<(u64, Vec<u64>)>, StoredChunks) {
         let raw = self.storage.snapshot();
         let mut out: Vec<(u64, Vec<u64>)> = raw
             .threads

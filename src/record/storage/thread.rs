@@ -9,7 +9,7 @@ use crossbeam_utils::CachePadded;
 use ringbuf::HeapRb;
 use ringbuf::traits::Observer;
 
-use super::{Chunk, RawThread};
+use super::{Chunk, ThreadChunks};
 use crate::record::encode::Encoded;
 use crate::sync::lock;
 
@@ -72,9 +72,9 @@ impl ThreadBuffer {
     }
 
     /// Shares the sealed chunks and copies the current one.
-    pub(super) fn copy(&self, state: &mut ThreadState, written: &mut u64) -> RawThread {
+    pub(super) fn copy(&self, state: &mut ThreadState, written: &mut u64) -> ThreadChunks {
         *written += state.written;
-        RawThread {
+        ThreadChunks {
             identity: self.identity.clone(),
             sealed: state.sealed.iter().cloned().collect(),
             current: state.current.copy(),
