@@ -19,11 +19,10 @@ use crate::recorder::FlightRecorder;
 use crate::trigger::Triggers;
 
 /// Smallest accepted `max_bytes`.
-pub const MIN_MAX_BYTES: usize = 64 << 10;
+pub(crate) const MIN_MAX_BYTES: usize = 64 << 10;
 /// Largest accepted `max_bytes` (1 TiB on 64-bit targets).
-pub const MAX_MAX_BYTES: usize = if usize::BITS >= 64 { 1 << 40 } else { 1 << 30 };
-/// Largest accepted `max_field_len`.
-pub const MAX_FIELD_LEN_LIMIT: usize = 4096;
+pub(crate) const MAX_MAX_BYTES: usize = if usize::BITS >= 64 { 1 << 40 } else { 1 << 30 };
+use crate::error::MAX_FIELD_LEN_LIMIT;
 
 const MAX_MIN_AGE: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
@@ -44,6 +43,28 @@ pub struct Builder {
     config: Config,
     /// The first bad environment variable, reported by `build`.
     env_error: Option<BuildError>,
+}
+
+/// The defaults and limits of the settings, where the settings are.
+impl Builder {
+    /// Default hard cap on record storage: 10 MiB, as Go's `FlightRecorder`.
+    pub const DEFAULT_MAX_BYTES: usize = crate::config::DEFAULT_MAX_BYTES;
+    /// Default history the recorder aims to keep: 10 s, as Go's `FlightRecorder`.
+    pub const DEFAULT_MIN_AGE: Duration = crate::config::DEFAULT_MIN_AGE;
+    /// Default cut-off for one field value, in bytes.
+    pub const DEFAULT_MAX_FIELD_LEN: usize = crate::config::DEFAULT_MAX_FIELD_LEN;
+    /// Smallest accepted `max_bytes`.
+    pub const MIN_MAX_BYTES: usize = MIN_MAX_BYTES;
+    /// Largest accepted `max_bytes` (1 TiB on 64-bit targets).
+    pub const MAX_MAX_BYTES: usize = MAX_MAX_BYTES;
+    /// Largest accepted `max_field_len`.
+    pub const MAX_FIELD_LEN_LIMIT: usize = MAX_FIELD_LEN_LIMIT;
+    /// Default minimum interval between two triggered dumps.
+    pub const DEFAULT_COOLDOWN: Duration = crate::trigger::DEFAULT_COOLDOWN;
+    /// Default directory for triggered dumps.
+    pub const DEFAULT_DUMP_DIR: &'static str = crate::dump::worker::DEFAULT_DUMP_DIR;
+    /// Default number of triggered dumps that may wait for the dump thread.
+    pub const DEFAULT_QUEUE_CAPACITY: usize = crate::dump::worker::DEFAULT_QUEUE_CAPACITY;
 }
 
 impl FlightRecorder {

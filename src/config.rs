@@ -10,11 +10,11 @@ use crate::record::span_timing::SlowSpanConfig;
 use crate::trigger::TriggerConfig;
 
 /// Default hard cap on record storage: 10 MiB, as Go's `FlightRecorder`.
-pub const DEFAULT_MAX_BYTES: usize = 10 << 20;
+pub(crate) const DEFAULT_MAX_BYTES: usize = 10 << 20;
 /// Default history the recorder aims to keep: 10 s, as Go's `FlightRecorder`.
-pub const DEFAULT_MIN_AGE: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_MIN_AGE: Duration = Duration::from_secs(10);
 /// Default cut-off for one field value, in bytes.
-pub const DEFAULT_MAX_FIELD_LEN: usize = 256;
+pub(crate) const DEFAULT_MAX_FIELD_LEN: usize = 256;
 
 /// Everything a recorder is built from: each stage's part, and the triggers installed beside.
 #[derive(Debug, Clone)]

@@ -6,18 +6,22 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Largest accepted `max_field_len` (see [`Builder::MAX_FIELD_LEN_LIMIT`](crate::Builder::MAX_FIELD_LEN_LIMIT)):
+/// defined here, beside the error that names it, so that this module needs no other.
+pub(crate) const MAX_FIELD_LEN_LIMIT: usize = 4096;
+
 /// Why [`Builder::build`](crate::Builder::build) refused a configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BuildError {
-    /// `max_bytes` is below [`MIN_MAX_BYTES`](crate::MIN_MAX_BYTES).
+    /// `max_bytes` is below [`Builder::MIN_MAX_BYTES`](crate::Builder::MIN_MAX_BYTES).
     MaxBytesTooSmall {
         /// The value given.
         given: usize,
         /// The smallest accepted value.
         min: usize,
     },
-    /// `max_bytes` is above [`MAX_MAX_BYTES`](crate::MAX_MAX_BYTES).
+    /// `max_bytes` is above [`Builder::MAX_MAX_BYTES`](crate::Builder::MAX_MAX_BYTES).
     MaxBytesTooLarge {
         /// The value given.
         given: usize,
@@ -29,7 +33,7 @@ pub enum BuildError {
         /// The value given.
         given: Duration,
     },
-    /// `max_field_len` is zero or above [`MAX_FIELD_LEN_LIMIT`](crate::MAX_FIELD_LEN_LIMIT).
+    /// `max_field_len` is zero or above [`Builder::MAX_FIELD_LEN_LIMIT`](crate::Builder::MAX_FIELD_LEN_LIMIT).
     InvalidMaxFieldLen {
         /// The value given.
         given: usize,
@@ -79,7 +83,7 @@ impl fmt::Display for BuildError {
             BuildError::InvalidMaxFieldLen { given } => write!(
                 f,
                 "max_field_len is {given} bytes; it must be between 1 and {}",
-                crate::MAX_FIELD_LEN_LIMIT
+                MAX_FIELD_LEN_LIMIT
             ),
             BuildError::Zero { setting } => write!(f, "{setting} must be at least 1"),
             BuildError::Env {

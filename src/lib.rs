@@ -3,8 +3,8 @@
 #![warn(unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-#[cfg(feature = "cli")]
-#[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
+#[cfg(feature = "analyze")]
+#[cfg_attr(docsrs, doc(cfg(feature = "analyze")))]
 pub mod analyze;
 mod atomic;
 mod builder;
@@ -21,13 +21,11 @@ mod trigger;
 #[path = "analyze/validate.rs"]
 pub mod validate;
 
-pub use builder::{Builder, MAX_FIELD_LEN_LIMIT, MAX_MAX_BYTES, MIN_MAX_BYTES};
-pub use config::{DEFAULT_MAX_BYTES, DEFAULT_MAX_FIELD_LEN, DEFAULT_MIN_AGE};
+pub use builder::Builder;
 pub use dump::chrome::FORMAT_VERSION;
 pub use dump::files::DumpInfo;
 pub use dump::outcome::{DumpOutcome, SlowSpan, TriggerOutcome};
 pub use dump::snapshot::{Counters, ORPHAN_SPAN_BIT, Record, RecordKind, Snapshot, ThreadInfo};
-pub use dump::worker::{DEFAULT_DUMP_DIR, DEFAULT_QUEUE_CAPACITY};
 pub use env::ENV_VARS;
 pub use error::{BuildError, DumpError, DumpStage};
 pub use record::encode::{Field, FieldValue, TRUNCATION_MARKER};
@@ -37,8 +35,34 @@ pub use record::span_timing::SpanTiming;
 pub use recorder::FlightRecorder;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
-pub use serve::{
-    HttpConfig, HttpError, HttpServer, MAX_BODIES_IN_FLIGHT, MAX_HEADER_BYTES, MAX_HEADERS,
-    SNAPSHOT_PATH,
-};
-pub use trigger::DEFAULT_COOLDOWN;
+pub use serve::{HttpConfig, HttpError, HttpServer, SNAPSHOT_PATH};
+
+// Defaults and limits kept at the root for code written before they moved to `Builder`.
+
+/// Default hard cap on record storage.
+#[deprecated(note = "use `Builder::DEFAULT_MAX_BYTES`")]
+pub const DEFAULT_MAX_BYTES: usize = Builder::DEFAULT_MAX_BYTES;
+/// Default history the recorder aims to keep.
+#[deprecated(note = "use `Builder::DEFAULT_MIN_AGE`")]
+pub const DEFAULT_MIN_AGE: std::time::Duration = Builder::DEFAULT_MIN_AGE;
+/// Default cut-off for one field value, in bytes.
+#[deprecated(note = "use `Builder::DEFAULT_MAX_FIELD_LEN`")]
+pub const DEFAULT_MAX_FIELD_LEN: usize = Builder::DEFAULT_MAX_FIELD_LEN;
+/// Smallest accepted `max_bytes`.
+#[deprecated(note = "use `Builder::MIN_MAX_BYTES`")]
+pub const MIN_MAX_BYTES: usize = Builder::MIN_MAX_BYTES;
+/// Largest accepted `max_bytes`.
+#[deprecated(note = "use `Builder::MAX_MAX_BYTES`")]
+pub const MAX_MAX_BYTES: usize = Builder::MAX_MAX_BYTES;
+/// Largest accepted `max_field_len`.
+#[deprecated(note = "use `Builder::MAX_FIELD_LEN_LIMIT`")]
+pub const MAX_FIELD_LEN_LIMIT: usize = Builder::MAX_FIELD_LEN_LIMIT;
+/// Default minimum interval between two triggered dumps.
+#[deprecated(note = "use `Builder::DEFAULT_COOLDOWN`")]
+pub const DEFAULT_COOLDOWN: std::time::Duration = Builder::DEFAULT_COOLDOWN;
+/// Default directory for triggered dumps.
+#[deprecated(note = "use `Builder::DEFAULT_DUMP_DIR`")]
+pub const DEFAULT_DUMP_DIR: &str = Builder::DEFAULT_DUMP_DIR;
+/// Default number of triggered dumps that may wait for the dump thread.
+#[deprecated(note = "use `Builder::DEFAULT_QUEUE_CAPACITY`")]
+pub const DEFAULT_QUEUE_CAPACITY: usize = Builder::DEFAULT_QUEUE_CAPACITY;

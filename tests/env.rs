@@ -71,7 +71,7 @@ fn blackbox_off_records_nothing_and_stays_off() {
     assert_eq!(recorder.trigger("anything"), TriggerOutcome::Disabled);
     recorder.flush();
     assert!(
-        !std::path::Path::new(tracing_blackbox::DEFAULT_DUMP_DIR)
+        !std::path::Path::new(tracing_blackbox::Builder::DEFAULT_DUMP_DIR)
             .join("anything")
             .exists()
     );

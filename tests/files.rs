@@ -244,7 +244,7 @@ fn invalid_configuration_is_an_error_not_a_panic() {
     let _: &dyn std::error::Error = &err;
     assert!(
         FlightRecorder::builder()
-            .max_bytes(tracing_blackbox::MIN_MAX_BYTES)
+            .max_bytes(tracing_blackbox::Builder::MIN_MAX_BYTES)
             .build()
             .is_ok()
     );

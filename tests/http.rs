@@ -447,11 +447,11 @@ fn huge_and_countless_headers_get_431_and_cost_no_memory() {
     );
     // Just over the line count: a clear 431.
     let mut request = agent().get(server.url());
-    for n in 0..tracing_blackbox::MAX_HEADERS + 1 {
+    for n in 0..HttpConfig::MAX_HEADERS + 1 {
         request = request.header(format!("X-Header-{n}"), "v");
     }
     assert_eq!(request.call().unwrap().status(), 431);
-    let long = "v".repeat(tracing_blackbox::MAX_HEADER_BYTES);
+    let long = "v".repeat(HttpConfig::MAX_HEADER_BYTES);
     let response = agent().get(server.url()).header("X-Long", &long).call();
     assert_eq!(response.unwrap().status(), 431);
     let growth = vm_rss_bytes().unwrap().saturating_sub(before);
@@ -509,7 +509,7 @@ fn clients_that_never_read_hold_neither_memory_nor_the_endpoint() {
         "stalled readers: VmRSS grew by {growth} bytes, a dump is {} bytes",
         dump.len()
     );
-    let bound = (tracing_blackbox::MAX_BODIES_IN_FLIGHT + 1) * dump.len() + (16 << 20);
+    let bound = (HttpConfig::MAX_BODIES_IN_FLIGHT + 1) * dump.len() + (16 << 20);
     assert!(
         growth < bound,
         "VmRSS grew by {growth} bytes (bound {bound})"

@@ -78,7 +78,7 @@ fn a_burst_past_the_default_budget_keeps_the_newest() {
     let hole = sequence.windows(2).find(|w| w[1] != w[0] + 1);
     assert!(hole.is_none(), "a contiguous run: hole after {hole:?}");
     assert!(
-        snapshot.allocated_bytes > tracing_blackbox::DEFAULT_MAX_BYTES * 9 / 10,
+        snapshot.allocated_bytes > tracing_blackbox::Builder::DEFAULT_MAX_BYTES * 9 / 10,
         "the budget is used: {} bytes",
         snapshot.allocated_bytes
     );

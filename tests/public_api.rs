@@ -9,15 +9,34 @@ use tracing_blackbox::*;
 
 #[test]
 fn every_public_item_is_still_there() {
-    // Constants, with their types.
+    // Defaults and limits, where the settings are.
+    let _: usize = Builder::DEFAULT_MAX_BYTES;
+    let _: Duration = Builder::DEFAULT_MIN_AGE;
+    let _: usize = Builder::DEFAULT_MAX_FIELD_LEN;
+    let _: usize = Builder::MIN_MAX_BYTES;
+    let _: usize = Builder::MAX_MAX_BYTES;
+    let _: usize = Builder::MAX_FIELD_LEN_LIMIT;
+    let _: Duration = Builder::DEFAULT_COOLDOWN;
+    let _: &str = Builder::DEFAULT_DUMP_DIR;
+    let _: usize = Builder::DEFAULT_QUEUE_CAPACITY;
+    // The same at the root, deprecated but still there.
+    #[allow(deprecated)]
     let _: usize = DEFAULT_MAX_BYTES;
+    #[allow(deprecated)]
     let _: Duration = DEFAULT_MIN_AGE;
+    #[allow(deprecated)]
     let _: usize = DEFAULT_MAX_FIELD_LEN;
+    #[allow(deprecated)]
     let _: usize = MIN_MAX_BYTES;
+    #[allow(deprecated)]
     let _: usize = MAX_MAX_BYTES;
+    #[allow(deprecated)]
     let _: usize = MAX_FIELD_LEN_LIMIT;
+    #[allow(deprecated)]
     let _: Duration = DEFAULT_COOLDOWN;
+    #[allow(deprecated)]
     let _: &str = DEFAULT_DUMP_DIR;
+    #[allow(deprecated)]
     let _: usize = DEFAULT_QUEUE_CAPACITY;
     let _: &[&str] = &DEFAULT_REDACTED_FIELDS;
     let _: &str = REDACTED;
@@ -232,9 +251,9 @@ fn every_public_item_is_still_there() {
 #[test]
 fn the_endpoint_api_is_still_there() {
     let _: &str = SNAPSHOT_PATH;
-    let _: usize = MAX_HEADER_BYTES;
-    let _: usize = MAX_HEADERS;
-    let _: usize = MAX_BODIES_IN_FLIGHT;
+    let _: usize = HttpConfig::MAX_HEADER_BYTES;
+    let _: usize = HttpConfig::MAX_HEADERS;
+    let _: usize = HttpConfig::MAX_BODIES_IN_FLIGHT;
     let _: Duration = HttpConfig::DEFAULT_TIMEOUT;
     let _: usize = HttpConfig::DEFAULT_MAX_CONNECTIONS;
     let config = HttpConfig::new("127.0.0.1:0")
@@ -257,7 +276,7 @@ fn the_endpoint_api_is_still_there() {
     drop(config);
 }
 
-#[cfg(feature = "cli")]
+#[cfg(feature = "analyze")]
 #[test]
 fn the_reader_api_is_still_there() {
     use tracing_blackbox::analyze::{self, LoadError, TraceEvent, TraceInfo};

@@ -101,7 +101,7 @@ fn a_dump_of_many_distinct_spans_stays_within_the_memory_bound() {
     }
     static CALLSITE: DefaultCallsite = DefaultCallsite::new(&META);
     static META: Metadata<'static> = span_metadata("span");
-    let max_bytes = tracing_blackbox::DEFAULT_MAX_BYTES;
+    let max_bytes = tracing_blackbox::Builder::DEFAULT_MAX_BYTES;
     let (layer, recorder) = FlightRecorder::builder().build().unwrap();
     let dispatch = common::dispatch(layer);
     tracing::dispatcher::with_default(&dispatch, || {

@@ -29,9 +29,9 @@ use crate::sync::quietly;
 use crate::sync::{lock, try_lock_until};
 
 /// Default directory for triggered dumps.
-pub const DEFAULT_DUMP_DIR: &str = "blackbox-dumps";
+pub(crate) const DEFAULT_DUMP_DIR: &str = "blackbox-dumps";
 /// Default number of triggered dumps that may wait for the dump thread.
-pub const DEFAULT_QUEUE_CAPACITY: usize = 16;
+pub(crate) const DEFAULT_QUEUE_CAPACITY: usize = 16;
 /// How long dropping the last handle waits for queued dumps.
 pub(crate) const DROP_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 

@@ -1,11 +1,11 @@
 //! Stage 4, the `/debug/trace/snapshot` HTTP endpoint (feature `http`): hyper on a small
 //! runtime thread of its own, with hard bounds. Takes a handle; the handle knows nothing of it.
 //!
-//! Bounds that hold whatever clients do: request heads at most [`MAX_HEADER_BYTES`] and
-//! [`MAX_HEADERS`] lines (431 beyond); a client that does not finish its request head within
+//! Bounds that hold whatever clients do: request heads at most `MAX_HEADER_BYTES` and
+//! `MAX_HEADERS` lines (431 beyond); a client that does not finish its request head within
 //! the timeout, or stops reading a response for that long, is disconnected; at most
 //! `max_connections` connections (more are closed at once); one snapshot encoded at a time and
-//! [`MAX_BODIES_IN_FLIGHT`] responses being sent (503 with `Retry-After` beyond). Snapshots are
+//! `MAX_BODIES_IN_FLIGHT` responses being sent (503 with `Retry-After` beyond). Snapshots are
 //! encoded on a blocking thread under `NoSubscriber`; the runtime thread only moves bytes, so
 //! one slow client never holds up another. HTTP dumps are never rate-limited by the trigger
 //! cooldown.
@@ -30,11 +30,11 @@ use endpoint::Endpoint;
 pub const SNAPSHOT_PATH: &str = "/debug/trace/snapshot";
 
 /// Largest request head (request line and headers) accepted; larger ones get 431.
-pub const MAX_HEADER_BYTES: usize = 16 << 10;
+pub(crate) const MAX_HEADER_BYTES: usize = 16 << 10;
 /// Most header lines accepted in one request; more get 431.
-pub const MAX_HEADERS: usize = 64;
+pub(crate) const MAX_HEADERS: usize = 64;
 /// Snapshot responses being sent at once; a further request gets 503 until one is done.
-pub const MAX_BODIES_IN_FLIGHT: usize = 2;
+pub(crate) const MAX_BODIES_IN_FLIGHT: usize = 2;
 
 /// How [`FlightRecorder::serve_http_with`] serves.
 #[derive(Clone)]
@@ -60,6 +60,12 @@ impl fmt::Debug for HttpConfig {
 }
 
 impl HttpConfig {
+    /// Largest request head (request line and headers) accepted; larger ones get 431.
+    pub const MAX_HEADER_BYTES: usize = MAX_HEADER_BYTES;
+    /// Most header lines accepted in one request; more get 431.
+    pub const MAX_HEADERS: usize = MAX_HEADERS;
+    /// Snapshot responses being sent at once; a further request gets 503 until one is done.
+    pub const MAX_BODIES_IN_FLIGHT: usize = MAX_BODIES_IN_FLIGHT;
     /// How long a client may take to send its request head, or leave a response unread.
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
     /// Connections served at once.

@@ -23,7 +23,7 @@ use crate::sync::lock;
 use admission::{CooldownGate, ShardedCounter, Slowest};
 
 /// Default minimum interval between two triggered dumps.
-pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_COOLDOWN: Duration = Duration::from_secs(60);
 
 /// When triggered dumps may be written.
 #[derive(Debug, Clone)]
