@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::dump::outcome::DumpOutcome;
 use crate::dump::worker::Dumper;
 use crate::error::BuildError;
+use crate::error::MAX_FIELD_LEN_LIMIT;
 use crate::record::Recording;
 use crate::record::hooks::TriggerHooks;
 use crate::record::layer::FlightRecorderLayer;
@@ -22,7 +23,6 @@ use crate::trigger::Triggers;
 pub(crate) const MIN_MAX_BYTES: usize = 64 << 10;
 /// Largest accepted `max_bytes` (1 TiB on 64-bit targets).
 pub(crate) const MAX_MAX_BYTES: usize = if usize::BITS >= 64 { 1 << 40 } else { 1 << 30 };
-use crate::error::MAX_FIELD_LEN_LIMIT;
 
 const MAX_MIN_AGE: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
