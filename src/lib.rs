@@ -16,6 +16,7 @@ mod record;
 mod recorder;
 #[cfg(feature = "http")]
 mod serve;
+mod status;
 mod sync;
 mod trigger;
 #[path = "analyze/validate.rs"]
@@ -35,7 +36,8 @@ pub use record::span_timing::SpanTiming;
 pub use recorder::FlightRecorder;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
-pub use serve::{HttpConfig, HttpError, HttpServer, SNAPSHOT_PATH};
+pub use serve::{HttpConfig, HttpError, HttpServer, SNAPSHOT_PATH, STATUS_PATH};
+pub use status::RecorderStatus;
 
 // Defaults and limits kept at the root for code written before they moved to `Builder`.
 

@@ -14,8 +14,11 @@ use crate::dump::snapshot::Snapshot;
 use crate::dump::worker::{DROP_FLUSH_TIMEOUT, Dumper};
 use crate::error::DumpError;
 use crate::record::Recording;
+use crate::status::RecorderStatus;
 use crate::sync::lock;
 use crate::trigger::Triggers;
+#[cfg(feature = "http")]
+use crate::{dump::chrome::ChromeStream, record::Capture};
 
 /// The handle of a flight recorder: takes snapshots and writes dumps.
 ///
@@ -207,5 +210,38 @@ impl FlightRecorder {
     /// Record storage allocated now, in bytes; never more than `max_bytes`.
     pub fn allocated_bytes(&self) -> usize {
         self.parts.recording.storage.allocated_bytes()
+    }
+
+    /// The recorder's state and counters, for health checks: cheap (no record is copied),
+    /// and what `GET /debug/trace/status` serves.
+    pub fn status(&self) -> RecorderStatus {
+        let recording = &self.parts.recording;
+        let storage = recording.storage.counters();
+        let dumps = self.parts.dumper.tally();
+        RecorderStatus {
+            recording: recording.is_recording(),
+            max_bytes: recording.max_bytes(),
+            allocated_bytes: storage.allocated_bytes,
+            threads: storage.threads,
+            written: storage.written,
+            overwritten: storage.overwritten,
+            dropped: recording.dropped(),
+            suppressed: self.parts.triggers.suppressed_pending(),
+            dumps_written: dumps.written,
+            dumps_failed: dumps.failed,
+            last_dump: dumps.last,
+        }
+    }
+
+    /// A snapshot for streaming: taken now, encoded by whoever calls
+    /// [`ChromeStream::fill`], piece by piece.
+    #[cfg(feature = "http")]
+    pub(crate) fn stream(&self, reason: Reason) -> ChromeStream<Capture> {
+        let recording = &self.parts.recording;
+        ChromeStream::new(
+            recording.capture(),
+            &recording.timebase,
+            DumpContext::new(reason),
+        )
     }
 }

@@ -13,10 +13,16 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("record", &["sync", "error"]),
     ("dump", &["record", "atomic", "sync", "error"]),
     ("trigger", &["dump", "record", "sync", "error"]),
-    ("recorder", &["trigger", "dump", "record", "sync", "error"]),
+    ("status", &["dump"]),
+    (
+        "recorder",
+        &["status", "trigger", "dump", "record", "sync", "error"],
+    ),
     (
         "serve",
-        &["recorder", "dump", "record", "atomic", "sync", "error"],
+        &[
+            "recorder", "status", "dump", "record", "atomic", "sync", "error",
+        ],
     ),
     ("config", &["trigger", "dump", "record", "error"]),
     ("env", &["config", "error"]),

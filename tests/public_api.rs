@@ -119,6 +119,34 @@ fn every_public_item_is_still_there() {
     let _: fn(&FlightRecorder) = FlightRecorder::start;
     let _: fn(&FlightRecorder) -> bool = FlightRecorder::is_recording;
     let _: fn(&FlightRecorder) -> usize = FlightRecorder::allocated_bytes;
+    let _: fn(&FlightRecorder) -> RecorderStatus = FlightRecorder::status;
+    let _ = |s: RecorderStatus| -> String {
+        let RecorderStatus {
+            recording,
+            max_bytes,
+            allocated_bytes,
+            threads,
+            written,
+            overwritten,
+            dropped,
+            suppressed,
+            dumps_written,
+            dumps_failed,
+            last_dump,
+            ..
+        } = s.clone();
+        let _: (bool, usize, usize, usize) = (recording, max_bytes, allocated_bytes, threads);
+        let _: (u64, u64, u64, u64, u64, u64) = (
+            written,
+            overwritten,
+            dropped,
+            suppressed,
+            dumps_written,
+            dumps_failed,
+        );
+        let _: Option<(std::time::SystemTime, DumpOutcome)> = last_dump;
+        s.to_json()
+    };
 
     // What comes back.
     let _ = |info: DumpInfo| -> (std::path::PathBuf, u64) { (info.path, info.bytes) };
@@ -251,6 +279,10 @@ fn every_public_item_is_still_there() {
 #[test]
 fn the_endpoint_api_is_still_there() {
     let _: &str = SNAPSHOT_PATH;
+    let _: &str = STATUS_PATH;
+    let _: usize = HttpConfig::MAX_QUEUED_RESPONSE_BYTES;
+    let _: Duration = HttpConfig::STALL_GRACE;
+    let _: fn(&HttpServer) -> String = HttpServer::status_url;
     let _: usize = HttpConfig::MAX_HEADER_BYTES;
     let _: usize = HttpConfig::MAX_HEADERS;
     let _: usize = HttpConfig::MAX_BODIES_IN_FLIGHT;

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::atomic::FileModes;
 use crate::dump::callback::{self, OnDump};
@@ -97,6 +97,17 @@ struct DumperState {
     /// Files to delete, by the dump thread.
     doomed: Vec<PathBuf>,
     last_error: Option<DumpError>,
+    /// Dump files written and failed so far, and the latest outcome with its time.
+    files_written: u64,
+    files_failed: u64,
+    last: Option<(SystemTime, DumpOutcome)>,
+}
+
+/// What the dump bookkeeping tells a status report.
+pub(crate) struct DumpTally {
+    pub(crate) written: u64,
+    pub(crate) failed: u64,
+    pub(crate) last: Option<(SystemTime, DumpOutcome)>,
 }
 
 struct DumperInner {
@@ -242,6 +253,15 @@ impl Dumper {
     pub(crate) fn last_error(&self) -> Option<DumpError> {
         lock(&self.inner.state).last_error.clone()
     }
+
+    pub(crate) fn tally(&self) -> DumpTally {
+        let state = lock(&self.inner.state);
+        DumpTally {
+            written: state.files_written,
+            failed: state.files_failed,
+            last: state.last.clone(),
+        }
+    }
 }
 
 impl Drop for Dumper {
@@ -358,10 +378,17 @@ impl DumperInner {
                 ));
             }
         }
-        if let Some(error) = error
-            && let Some(mut state) = self.state(deadline)
-        {
-            state.last_error = Some(error);
+        if let Some(mut state) = self.state(deadline) {
+            match &error {
+                Some(_) => state.files_failed += 1,
+                None => state.files_written += 1,
+            }
+            let mut outcome = outcome.clone();
+            outcome.error.clone_from(&error);
+            state.last = Some((SystemTime::now(), outcome));
+            if let Some(error) = error {
+                state.last_error = Some(error);
+            }
         }
     }
 

@@ -114,6 +114,11 @@ impl Recording {
         self.min_age
     }
 
+    /// Records dropped so far (re-entrant callbacks, records that could not be kept).
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn count_dropped(&self) {
         self.dropped.fetch_add(1, Ordering::Relaxed);
     }

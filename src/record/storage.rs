@@ -54,6 +54,16 @@ pub(crate) struct StoredChunks {
     pub(crate) _copies: HeldCopies,
 }
 
+/// The storage's counters at one instant.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StorageCounters {
+    /// Threads recording now (exited ones not counted).
+    pub(crate) threads: usize,
+    pub(crate) written: u64,
+    pub(crate) overwritten: u64,
+    pub(crate) allocated_bytes: usize,
+}
+
 /// One thread's chunks, oldest first: the sealed ones shared, then a copy of its current one.
 pub(crate) struct ThreadChunks {
     pub(crate) identity: ThreadIdentity,
@@ -403,6 +413,27 @@ impl Storage {
             overwritten: inner.overwritten,
             allocated_bytes: inner.allocated_bytes,
             _copies: HeldCopies::new(&self.held, copied),
+        }
+    }
+
+    /// The counters alone, without copying anything: for status reports. Each thread's lock
+    /// is taken only to read its count.
+    pub(crate) fn counters(&self) -> StorageCounters {
+        let inner = lock(&self.inner);
+        let written = inner
+            .threads
+            .iter()
+            .map(|thread| lock(&thread.state).written)
+            .sum::<u64>();
+        StorageCounters {
+            threads: inner
+                .threads
+                .iter()
+                .filter(|thread| !thread.exited.load(Ordering::Relaxed))
+                .count(),
+            written: written + inner.departed_written,
+            overwritten: inner.overwritten,
+            allocated_bytes: inner.allocated_bytes,
         }
     }
 

@@ -1,10 +1,10 @@
-//! Answering one request: routing, the bearer token, and the snapshot itself (encoded on a
-//! blocking thread, one at a time, with a bounded number of responses in flight).
+//! Answering one request: routing, the bearer token, the status, and the start of a snapshot
+//! response (which the encoder thread streams).
 
 use std::convert::Infallible;
+use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -13,72 +13,71 @@ use http_body_util::Full;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
+use tokio::runtime::Handle;
 
-use super::{MAX_BODIES_IN_FLIGHT, SNAPSHOT_PATH};
-use crate::atomic::encode_gzip;
-use crate::dump::context::Reason;
+use super::stream::{self, Slots, SnapshotBody};
+use super::{SNAPSHOT_PATH, STATUS_PATH};
 use crate::recorder::FlightRecorder;
 use crate::sync::quietly;
 
 pub(super) struct Endpoint {
     recorder: FlightRecorder,
     token: Option<String>,
-    /// A snapshot is being encoded.
-    busy: AtomicBool,
-    /// Snapshot responses being sent.
-    bodies: Arc<AtomicUsize>,
+    /// The encoder thread's runtime, which snapshot responses are encoded on.
+    encoder: Handle,
+    slots: Arc<Slots>,
 }
 
-/// A response body; a snapshot's holds its place among the bodies in flight until it is sent
-/// or its connection is gone.
-pub(super) struct ResponseBody {
-    inner: Full<Bytes>,
-    _slot: Option<BodySlot>,
-}
-
-struct BodySlot(Arc<AtomicUsize>);
-
-impl Drop for BodySlot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
+/// A response body: a short text or JSON, or a snapshot streamed from the encoder thread.
+pub(super) enum ResponseBody {
+    Whole(Full<Bytes>),
+    Snapshot(SnapshotBody),
 }
 
 impl Body for ResponseBody {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = io::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        match self.get_mut() {
+            ResponseBody::Whole(whole) => Pin::new(whole)
+                .poll_frame(cx)
+                .map_err(|never: Infallible| match never {}),
+            ResponseBody::Snapshot(snapshot) => Pin::new(snapshot).poll_frame(cx),
+        }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match self {
+            ResponseBody::Whole(whole) => whole.is_end_stream(),
+            ResponseBody::Snapshot(_) => false,
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match self {
+            ResponseBody::Whole(whole) => whole.size_hint(),
+            ResponseBody::Snapshot(snapshot) => snapshot.size_hint(),
+        }
     }
 }
 
 impl Endpoint {
-    pub(super) fn new(recorder: FlightRecorder, token: Option<String>) -> Self {
+    pub(super) fn new(recorder: FlightRecorder, token: Option<String>, encoder: Handle) -> Self {
         Endpoint {
             recorder,
             token,
-            busy: AtomicBool::new(false),
-            bodies: Arc::new(AtomicUsize::new(0)),
+            encoder,
+            slots: Arc::new(Slots::new()),
         }
     }
 
-    pub(super) async fn answer(
-        self: Arc<Self>,
-        request: Request<Incoming>,
-    ) -> Response<ResponseBody> {
-        if request.uri().path() != SNAPSHOT_PATH {
+    pub(super) fn answer(&self, request: &Request<Incoming>) -> Response<ResponseBody> {
+        let path = request.uri().path();
+        if path != SNAPSHOT_PATH && path != STATUS_PATH {
             return text(StatusCode::NOT_FOUND, "not found\n");
         }
         if request.method() != Method::GET {
@@ -88,55 +87,41 @@ impl Endpoint {
                 .insert(header::ALLOW, HeaderValue::from_static("GET"));
             return response;
         }
-        if !self.authorized(&request) {
+        if !self.authorized(request) {
             let mut response = text(StatusCode::UNAUTHORIZED, "unauthorized\n");
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             return response;
         }
-        let Some(slot) = self.take_body_slot() else {
+        if path == STATUS_PATH {
+            let status = quietly(|| self.recorder.status().to_json());
+            let mut response = Response::new(ResponseBody::Whole(Full::new(Bytes::from(status))));
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            return response;
+        }
+        let Some(slot) = self.slots.take() else {
             return busy();
         };
-        if self.busy.swap(true, Ordering::AcqRel) {
-            return busy();
-        }
         let gzip = request
             .uri()
             .query()
             .unwrap_or("")
             .split('&')
             .any(|pair| pair == "gzip=1" || pair == "gzip=true");
-        let endpoint = Arc::clone(&self);
-        let encoded = tokio::task::spawn_blocking(move || quietly(|| endpoint.encode(gzip))).await;
-        self.busy.store(false, Ordering::Release);
-        match encoded {
-            Ok(Ok(body)) => snapshot_response(body, gzip, slot),
-            _ => text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the snapshot could not be encoded\n",
-            ),
-        }
-    }
-
-    fn take_body_slot(&self) -> Option<BodySlot> {
-        let taken = self
-            .bodies
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < MAX_BODIES_IN_FLIGHT).then_some(n + 1)
-            })
-            .is_ok();
-        taken.then(|| BodySlot(Arc::clone(&self.bodies)))
-    }
-
-    fn encode(&self, gzip: bool) -> std::io::Result<Vec<u8>> {
-        let mut body = Vec::new();
-        if gzip {
-            encode_gzip(&mut body, |w| self.recorder.write_for(Reason::Http, w))?;
-        } else {
-            self.recorder.write_for(Reason::Http, &mut body)?;
-        }
-        Ok(body)
+        let body = stream::start(
+            &self.encoder,
+            &self.slots,
+            slot,
+            self.recorder.clone(),
+            gzip,
+        );
+        snapshot_response(body, gzip)
     }
 
     /// Compares the bearer token in constant time.
@@ -169,17 +154,14 @@ fn bearer_credentials(value: &str) -> Option<&str> {
         .filter(|token| !token.is_empty())
 }
 
-fn snapshot_response(body: Vec<u8>, gzip: bool, slot: BodySlot) -> Response<ResponseBody> {
+fn snapshot_response(body: SnapshotBody, gzip: bool) -> Response<ResponseBody> {
     let stamp = Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
     let (content_type, extension) = if gzip {
         ("application/gzip", "json.gz")
     } else {
         ("application/json", "json")
     };
-    let mut response = Response::new(ResponseBody {
-        inner: Full::new(Bytes::from(body)),
-        _slot: Some(slot),
-    });
+    let mut response = Response::new(ResponseBody::Snapshot(body));
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     if let Ok(value) = HeaderValue::from_str(&format!(
@@ -194,7 +176,7 @@ fn snapshot_response(body: Vec<u8>, gzip: bool, slot: BodySlot) -> Response<Resp
 fn busy() -> Response<ResponseBody> {
     let mut response = text(
         StatusCode::SERVICE_UNAVAILABLE,
-        "a snapshot is being written; retry shortly\n",
+        "snapshots are being sent to other clients; retry shortly\n",
     );
     response
         .headers_mut()
@@ -203,10 +185,9 @@ fn busy() -> Response<ResponseBody> {
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<ResponseBody> {
-    let mut response = Response::new(ResponseBody {
-        inner: Full::new(Bytes::from_static(body.as_bytes())),
-        _slot: None,
-    });
+    let mut response = Response::new(ResponseBody::Whole(Full::new(Bytes::from_static(
+        body.as_bytes(),
+    ))));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -1,16 +1,19 @@
-//! Stage 4, the `/debug/trace/snapshot` HTTP endpoint (feature `http`): hyper on a small
-//! runtime thread of its own, with hard bounds. Takes a handle; the handle knows nothing of it.
+//! Stage 4, the `/debug/trace/snapshot` and `/debug/trace/status` HTTP endpoints (feature
+//! `http`): hyper on a small runtime thread of its own, with hard bounds. Takes a handle; the
+//! handle knows nothing of it.
 //!
 //! Bounds that hold whatever clients do: request heads at most `MAX_HEADER_BYTES` and
 //! `MAX_HEADERS` lines (431 beyond); a client that does not finish its request head within
-//! the timeout, or stops reading a response for that long, is disconnected; at most
-//! `max_connections` connections (more are closed at once); one snapshot encoded at a time and
-//! `MAX_BODIES_IN_FLIGHT` responses being sent (503 with `Retry-After` beyond). Snapshots are
-//! encoded on a blocking thread under `NoSubscriber`; the runtime thread only moves bytes, so
-//! one slow client never holds up another. HTTP dumps are never rate-limited by the trigger
-//! cooldown.
+//! the timeout, or stops reading a response for that long, is disconnected; a request with a
+//! body is answered without reading it, and its connection closed; at most `max_connections`
+//! connections (more are closed at once); `MAX_BODIES_IN_FLIGHT` snapshot responses at once
+//! (503 with `Retry-After` beyond, unless one has stalled: it is cut off for the newcomer).
+//! Snapshots are streamed by one encoder thread, under `NoSubscriber`, a piece at a time as the
+//! client takes them; the runtime thread only moves bytes, so one slow client never holds up
+//! another. HTTP dumps are never rate-limited by the trigger cooldown.
 
 mod endpoint;
+mod stream;
 
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -18,6 +21,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use hyper::Request;
+use hyper::body::{Body, Incoming};
+use hyper::header::{self, HeaderValue};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::{Notify, Semaphore};
@@ -25,15 +31,18 @@ use tokio_io_timeout::TimeoutStream;
 
 use crate::recorder::FlightRecorder;
 use endpoint::Endpoint;
+use stream::EncoderThread;
 
-/// The endpoint's path.
+/// The snapshot endpoint's path.
 pub const SNAPSHOT_PATH: &str = "/debug/trace/snapshot";
+/// The status endpoint's path: [`FlightRecorder::status`] as JSON.
+pub const STATUS_PATH: &str = "/debug/trace/status";
 
 /// Largest request head (request line and headers) accepted; larger ones get 431.
 pub(crate) const MAX_HEADER_BYTES: usize = 16 << 10;
 /// Most header lines accepted in one request; more get 431.
 pub(crate) const MAX_HEADERS: usize = 64;
-/// Snapshot responses being sent at once; a further request gets 503 until one is done.
+/// Snapshot responses being sent at once.
 pub(crate) const MAX_BODIES_IN_FLIGHT: usize = 2;
 
 /// How [`FlightRecorder::serve_http_with`] serves.
@@ -64,12 +73,19 @@ impl HttpConfig {
     pub const MAX_HEADER_BYTES: usize = MAX_HEADER_BYTES;
     /// Most header lines accepted in one request; more get 431.
     pub const MAX_HEADERS: usize = MAX_HEADERS;
-    /// Snapshot responses being sent at once; a further request gets 503 until one is done.
+    /// Snapshot responses being sent at once; a further request gets 503 until one is done,
+    /// unless one has stalled.
     pub const MAX_BODIES_IN_FLIGHT: usize = MAX_BODIES_IN_FLIGHT;
+    /// The most a snapshot response holds encoded and not yet taken by its client, in bytes:
+    /// memory per response beyond the encoder's own state, whatever the buffer's size.
+    pub const MAX_QUEUED_RESPONSE_BYTES: usize = stream::PIECES_QUEUED * stream::PIECE_BYTES;
+    /// How long a snapshot response's client may leave it unread before a new request may
+    /// take its place (cutting it off).
+    pub const STALL_GRACE: Duration = stream::STALL_GRACE;
     /// How long a client may take to send its request head, or leave a response unread.
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
     /// Connections served at once.
-    pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
     /// Serve on `addr`, for example `"127.0.0.1:6060"` (port 0 picks a free port).
     pub fn new(addr: impl Into<String>) -> Self {
@@ -103,7 +119,8 @@ impl HttpConfig {
         self
     }
 
-    /// Connections served at once (default 256); further ones are closed as they come.
+    /// Connections served at once (default 1024); further ones are closed as they come. Each
+    /// costs a task and a read buffer (8 to 16 KiB) until the timeout closes it.
     pub fn max_connections(mut self, connections: usize) -> Self {
         self.max_connections = connections;
         self
@@ -166,6 +183,8 @@ pub struct HttpServer {
     addr: SocketAddr,
     shutdown: Arc<Notify>,
     thread: Option<JoinHandle<()>>,
+    /// Stopped after the server thread, once no request can reach it.
+    _encoder: EncoderThread,
 }
 
 impl fmt::Debug for HttpServer {
@@ -186,6 +205,11 @@ impl HttpServer {
     pub fn url(&self) -> String {
         format!("http://{}{SNAPSHOT_PATH}", self.addr)
     }
+
+    /// The status URL: `http://<addr>/debug/trace/status`.
+    pub fn status_url(&self) -> String {
+        format!("http://{}{STATUS_PATH}", self.addr)
+    }
 }
 
 impl Drop for HttpServer {
@@ -202,12 +226,14 @@ impl Drop for HttpServer {
 impl FlightRecorder {
     /// Serves snapshots over HTTP on `addr` (loopback only; see
     /// [`serve_http_with`](Self::serve_http_with)): `GET /debug/trace/snapshot` answers with a
-    /// dump (`otherData.reason` = `http`), `?gzip=1` with it gzipped. Dropping the returned
-    /// guard stops the server.
+    /// dump (`otherData.reason` = `http`), `?gzip=1` with it gzipped, streamed as it is
+    /// encoded; `GET /debug/trace/status` answers with [`status`](Self::status) as JSON.
+    /// Dropping the returned guard stops the server.
     ///
     /// ```text
     /// curl http://127.0.0.1:6060/debug/trace/snapshot > trace.json
     /// curl -o trace.json.gz 'http://127.0.0.1:6060/debug/trace/snapshot?gzip=1'
+    /// curl http://127.0.0.1:6060/debug/trace/status
     /// ```
     ///
     /// # Errors
@@ -264,7 +290,12 @@ fn serve(recorder: &FlightRecorder, config: HttpConfig) -> Result<HttpServer, Ht
         .build()
         .map_err(bind_error)?;
     let shutdown = Arc::new(Notify::new());
-    let endpoint = Arc::new(Endpoint::new(recorder.clone(), config.token));
+    let encoder = EncoderThread::start().map_err(bind_error)?;
+    let endpoint = Arc::new(Endpoint::new(
+        recorder.clone(),
+        config.token,
+        encoder.handle(),
+    ));
     let server = Server {
         endpoint,
         timeout: config.timeout,
@@ -283,6 +314,7 @@ fn serve(recorder: &FlightRecorder, config: HttpConfig) -> Result<HttpServer, Ht
         addr,
         shutdown,
         thread: Some(thread),
+        _encoder: encoder,
     })
 }
 
@@ -320,9 +352,16 @@ impl Server {
             let endpoint = Arc::clone(&self.endpoint);
             let timeout = self.timeout;
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |request| {
-                    let endpoint = Arc::clone(&endpoint);
-                    async move { Ok::<_, std::convert::Infallible>(endpoint.answer(request).await) }
+                let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                    let mut response = endpoint.answer(&request);
+                    // The body is never read: rather than wait for it (from a client that may
+                    // never send it), the connection closes after the response.
+                    if !request.body().is_end_stream() {
+                        response
+                            .headers_mut()
+                            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                    }
+                    std::future::ready(Ok::<_, std::convert::Infallible>(response))
                 });
                 let _ = http1::Builder::new()
                     .timer(TokioTimer::new())

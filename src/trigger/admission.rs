@@ -74,6 +74,14 @@ impl ShardedCounter {
         self.shards[shard].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The count so far, left as it is.
+    pub(crate) fn peek(&self) -> u64 {
+        self.shards
+            .iter()
+            .map(|shard| shard.load(Ordering::Relaxed))
+            .sum()
+    }
+
     /// The count so far, reset to zero.
     pub(crate) fn take(&self) -> u64 {
         self.shards

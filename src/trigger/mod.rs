@@ -106,6 +106,11 @@ impl Triggers {
         }
     }
 
+    /// Triggers suppressed since the last triggered dump (which reported them).
+    pub(crate) fn suppressed_pending(&self) -> u64 {
+        lock(&self.state).suppressed + self.gated.peek()
+    }
+
     /// A triggered dump at `now` (raw clock): if admitted, the context is completed (`event` is
     /// only called then), the snapshot taken, and the dump queued. A suppressed trigger copies
     /// nothing; inside the cooldown it costs one atomic load.

@@ -1,4 +1,4 @@
-//! `blackbox`: summarize, query, validate and convert flight-recorder dumps in a terminal.
+//! `blackbox`: summarize, query, validate, convert and open flight-recorder dumps.
 //!
 //! ```text
 //! cargo install --path . --features cli
@@ -27,7 +27,7 @@ use output::severity;
 #[command(
     name = "blackbox",
     version,
-    about = "Summarize, query, validate and convert tracing-blackbox dumps (and any Chrome trace JSON)."
+    about = "Summarize, query, validate, convert and open tracing-blackbox dumps (and any Chrome trace JSON)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -87,6 +87,22 @@ enum Command {
         #[arg(long, default_value_t = 1600)]
         width: u32,
     },
+    /// Open a dump in ui.perfetto.dev (or speedscope): serve it once on 127.0.0.1 and open
+    /// the browser on the link that loads it from there; ends once the trace was fetched.
+    Open {
+        /// A dump: `.json` or `.json.gz`.
+        file: PathBuf,
+        /// Open it in speedscope (www.speedscope.app) instead of Perfetto.
+        #[arg(long)]
+        speedscope: bool,
+        /// The port to serve on. Perfetto's UI fetches local traces from 9001 only; 0 picks a
+        /// free port (for speedscope, or for scripts).
+        #[arg(long, default_value_t = commands::open::PERFETTO_PORT)]
+        port: u16,
+        /// Print the link without starting a browser.
+        #[arg(long)]
+        no_browser: bool,
+    },
     /// Copy a dump, gzipping or gunzipping it: the output is gzipped when its name ends in
     /// `.gz`.
     Convert {
@@ -139,6 +155,19 @@ fn main() -> ExitCode {
         Command::Events { file, level, json } => commands::events::events(&file, level, json),
         Command::Validate { file } => return commands::validate::validate(&file),
         Command::Convert { file, output } => commands::convert::convert(&file, &output),
+        Command::Open {
+            file,
+            speedscope,
+            port,
+            no_browser,
+        } => {
+            let viewer = if speedscope {
+                commands::open::Viewer::Speedscope
+            } else {
+                commands::open::Viewer::Perfetto
+            };
+            commands::open::open(&file, viewer, port, !no_browser)
+        }
         Command::Render {
             file,
             output,
@@ -156,12 +185,18 @@ fn main() -> ExitCode {
             eprintln!("blackbox: cannot write the output: {err}");
             ExitCode::from(2)
         }
+        Err(Failure::Serve(err)) => {
+            eprintln!("blackbox: {err}");
+            ExitCode::from(2)
+        }
     }
 }
 
 pub(crate) enum Failure {
     Input(LoadError),
     Output(io::Error),
+    /// `open` could not listen or serve.
+    Serve(io::Error),
 }
 
 impl From<LoadError> for Failure {

@@ -3,18 +3,19 @@
 
 use std::collections::HashMap;
 
-use super::Encoder;
+use super::Layout;
 use super::spans::MANY_THREADS;
 use super::timeline::{Out, OutKind};
+use crate::record::storage::ThreadChunks;
 
 /// A slice's start, its thread's tid and capture index: flows go in this order.
 type SliceStart = (u64, u64, u32);
 
-impl Encoder<'_> {
+impl Layout {
     /// Links the consecutive slices (polls, for async code) of every span that ran on more than
     /// one thread with flow arrows: `s` on the first, `t` on the ones between, `f` on the last,
     /// each at its slice's start, so a request can be followed from thread to thread.
-    pub(super) fn add_flows(&mut self) {
+    pub(super) fn add_flows(&mut self, threads: &[ThreadChunks]) {
         // Which spans have slices on two threads or more.
         for (thread, timeline) in self.timelines.iter().enumerate() {
             let Some(timeline) = timeline else { continue };
@@ -28,7 +29,7 @@ impl Encoder<'_> {
         let mut slices: HashMap<u64, Vec<SliceStart>> = HashMap::new();
         for (thread, timeline) in self.timelines.iter().enumerate() {
             let Some(timeline) = timeline else { continue };
-            let tid = self.capture.raw.threads[thread].identity.tid;
+            let tid = threads[thread].identity.tid;
             for out in timeline.out.iter().filter(|o| o.kind == OutKind::Slice) {
                 if self.spans.get(out.id).slice_thread == MANY_THREADS {
                     slices

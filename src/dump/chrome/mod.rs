@@ -7,23 +7,28 @@
 //! Working memory is about the size of the capture itself, not several times it. See
 //! `docs/format.md`.
 
+mod events;
 mod flows;
 mod json;
 mod other_data;
 mod spans;
+mod stream;
 mod timeline;
 
-use std::io::{self, BufWriter, Write};
+use std::borrow::Borrow;
 
-use crate::atomic::CountingWriter;
 use crate::dump::context::DumpContext;
-use crate::dump::reader::{Body, RecordReader, ValueRef};
+use crate::dump::reader::{Body, RecordReader};
 use crate::dump::snapshot::{Ids, RecordAt, TimeOrder};
-use crate::record::encode::{FLAG_FIELDS_DROPPED, kind};
+use crate::record::encode::kind;
+use crate::record::storage::ThreadChunks;
 use crate::record::{Capture, Timebase};
-use json::{json_str, json_value, micros, write_fields};
 use spans::SpanTable;
-use timeline::{INCOMPLETE, Out, OutKind, REPAIRED, Repairs, START_EVICTED, Timeline};
+use timeline::{Out, OutKind, Repairs, Timeline};
+
+#[cfg(feature = "http")]
+pub(crate) use stream::ChromeStream;
+pub(crate) use stream::write;
 
 /// Version of the dump layout, in `otherData.version`.
 pub const FORMAT_VERSION: u32 = 1;
@@ -31,33 +36,18 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Instant flag: the event named its parent explicitly.
 const EXPLICIT_PARENT: u8 = 1;
 
-/// Writes the capture as Chrome Trace Event JSON; returns the bytes written.
-pub(crate) fn write<W: Write>(
-    capture: &Capture,
-    timebase: &Timebase,
-    context: &DumpContext,
-    writer: W,
-) -> io::Result<u64> {
-    let mut counting = CountingWriter {
-        inner: writer,
-        count: 0,
-    };
-    {
-        let mut out = BufWriter::with_capacity(64 << 10, &mut counting);
-        Encoder::new(capture, timebase, context).write(context, &mut out)?;
-        out.flush()?;
-    }
-    Ok(counting.count)
-}
-
 /// The wall-clock time a dump ends at (its file name's stamp).
 pub(crate) fn window_end(capture: &Capture, timebase: &Timebase) -> chrono::DateTime<chrono::Utc> {
     timebase.wall_time(timebase.nanos_since_anchor(capture.end_raw))
 }
 
-struct Encoder<'c> {
-    capture: &'c Capture,
-    timebase: &'c Timebase,
+/// The capture, its spans and per-thread timelines, built in one pass and then only read:
+/// writing it out is [`ChromeStream`]'s job. `C` is the capture, owned (a stream served over
+/// HTTP outlives the request that took it) or borrowed (a file written on the spot).
+struct Encoder<C> {
+    capture: C,
+    timebase: Timebase,
+    context: DumpContext,
     spans: SpanTable,
     /// Per capture thread; `None` for threads without records.
     timelines: Vec<Option<Timeline>>,
@@ -70,39 +60,76 @@ struct Encoder<'c> {
     trigger_span: Option<u64>,
 }
 
-impl<'c> Encoder<'c> {
-    fn new(capture: &'c Capture, timebase: &'c Timebase, context: &DumpContext) -> Self {
+impl<C: Borrow<Capture>> Encoder<C> {
+    fn new(capture: C, timebase: &Timebase, context: DumpContext) -> Self {
+        let trigger_span = context.trigger.as_ref().map(|t| t.span_id);
+        let Layout {
+            spans,
+            timelines,
+            repairs,
+            retained,
+            window_start,
+            window_end,
+        } = Layout::build(capture.borrow(), timebase);
+        Encoder {
+            capture,
+            timebase: timebase.clone(),
+            context,
+            spans,
+            timelines,
+            repairs,
+            retained,
+            window_start,
+            window_end,
+            pid: std::process::id(),
+            trigger_span,
+        }
+    }
+
+    fn capture(&self) -> &Capture {
+        self.capture.borrow()
+    }
+}
+
+/// What the pass over the records builds: the encoder's working state.
+struct Layout {
+    spans: SpanTable,
+    timelines: Vec<Option<Timeline>>,
+    repairs: Repairs,
+    retained: u64,
+    window_start: u64,
+    window_end: u64,
+}
+
+impl Layout {
+    fn build(capture: &Capture, timebase: &Timebase) -> Self {
         let threads = &capture.raw.threads;
         let window_end = timebase.nanos_since_anchor(capture.end_raw);
         // Sized once, from a pass over the headers: growing by doubling would cost up to
         // three times the final size while copying.
         let (entries, spans) = expected_entries(capture);
-        let mut encoder = Encoder {
-            capture,
-            timebase,
+        let mut layout = Layout {
             spans: SpanTable::with_capacity(spans),
             timelines: entries.iter().map(|_| None).collect(),
             repairs: Repairs::default(),
             retained: 0,
             window_start: window_end,
             window_end,
-            pid: std::process::id(),
-            trigger_span: context.trigger.as_ref().map(|t| t.span_id),
         };
         for (n, record) in TimeOrder::new(timebase, threads).enumerate() {
             if n == 0 {
-                encoder.window_start = record.ts_ns.min(window_end);
+                layout.window_start = record.ts_ns.min(window_end);
             }
-            encoder.retained += 1;
+            layout.retained += 1;
             let thread = record.at.thread as usize;
-            if encoder.timelines[thread].is_none() {
-                encoder.timelines[thread] =
+            if layout.timelines[thread].is_none() {
+                layout.timelines[thread] =
                     Some(Timeline::with_capacity(record.ts_ns, entries[thread]));
             }
-            encoder.add(record.at, record.ts_ns, record.ids, &record.view);
+            layout.add(record.at, record.ts_ns, record.ids, &record.view);
         }
-        encoder.finish();
-        encoder
+        layout.finish(threads);
+        layout
     }
 
     /// One record, in time order: into the span table and its thread's timeline.
@@ -152,11 +179,11 @@ impl<'c> Encoder<'c> {
     }
 
     /// Closes what is open, adds flows and lifetimes, and puts each thread's entries in order.
-    fn finish(&mut self) {
+    fn finish(&mut self, threads: &[ThreadChunks]) {
         for timeline in self.timelines.iter_mut().flatten() {
             timeline.finish(self.window_end);
         }
-        self.add_flows();
+        self.add_flows(threads);
         let mut lifetimes: Vec<(u64, u64, u32, u64, u32)> = self
             .spans
             .iter()
@@ -188,212 +215,6 @@ impl<'c> Encoder<'c> {
         for timeline in self.timelines.iter_mut().flatten() {
             timeline.sort();
         }
-    }
-
-    fn write(&self, context: &DumpContext, w: &mut impl Write) -> io::Result<()> {
-        let threads = &self.capture.raw.threads;
-        w.write_all(b"{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n")?;
-        write!(
-            w,
-            "{{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":{},\"args\":{{\"name\":",
-            self.pid
-        )?;
-        json_str(w, &process_name())?;
-        w.write_all(b"}}")?;
-        // Threads by tid (the capture lists them so).
-        let with_records = || {
-            self.timelines
-                .iter()
-                .enumerate()
-                .filter_map(|(thread, timeline)| Some((&threads[thread], timeline.as_ref()?)))
-        };
-        for (thread, _) in with_records() {
-            let tid = thread.identity.tid;
-            write!(
-                w,
-                ",\n{{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":{},\"tid\":{tid},\"args\":{{\"name\":",
-                self.pid
-            )?;
-            match &thread.identity.name {
-                Some(name) => json_str(w, name)?,
-                None => json_str(w, &format!("thread-{tid}"))?,
-            }
-            w.write_all(b"}}")?;
-        }
-        let mut fields = Vec::new();
-        for (thread, timeline) in with_records() {
-            for out in &timeline.out {
-                w.write_all(b",\n")?;
-                self.write_event(w, thread, out, &mut fields)?;
-            }
-        }
-        w.write_all(b"\n],\n\"otherData\":")?;
-        self.write_other_data(w, context)?;
-        w.write_all(b"}\n")
-    }
-
-    fn write_event(
-        &self,
-        w: &mut impl Write,
-        thread: &'c crate::record::storage::ThreadChunks,
-        out: &Out,
-        fields: &mut Vec<(&'static str, ValueRef<'c>)>,
-    ) -> io::Result<()> {
-        let (pid, tid) = (self.pid, thread.identity.tid);
-        let threads = &self.capture.raw.threads;
-        let span = out.id;
-        let info = self.spans.get(span);
-        let head = |w: &mut dyn Write, ph: &str| -> io::Result<()> {
-            write!(w, "{{\"ph\":\"{ph}\",\"name\":")?;
-            json_str(w, info.name())?;
-            w.write_all(b",\"cat\":")?;
-            json_str(w, info.category())
-        };
-        match out.kind {
-            OutKind::Slice => {
-                head(w, "X")?;
-                write!(w, ",\"pid\":{pid},\"tid\":{tid},\"ts\":")?;
-                micros(w, out.ts)?;
-                w.write_all(b",\"dur\":")?;
-                micros(w, out.value)?;
-                write!(w, ",\"args\":{{\"span_id\":{span}")?;
-                if let Some(parent) = info.parent() {
-                    write!(w, ",\"parent_id\":{parent}")?;
-                }
-                for (flag, name) in [
-                    (out.flags & INCOMPLETE != 0, "incomplete"),
-                    (out.flags & REPAIRED != 0, "repaired"),
-                    (out.flags & START_EVICTED != 0, "start_evicted"),
-                    (self.trigger_span == Some(span), "trigger"),
-                ] {
-                    if flag {
-                        write!(w, ",\"{name}\":true")?;
-                    }
-                }
-                self.spans.fields(span, threads, fields);
-                write_fields(w, fields.iter().copied())?;
-                w.write_all(b"}}")
-            }
-            OutKind::Begin => {
-                head(w, "b")?;
-                write!(
-                    w,
-                    ",\"id\":\"0x{span:x}\",\"pid\":{pid},\"tid\":{tid},\"ts\":"
-                )?;
-                micros(w, out.ts)?;
-                write!(w, ",\"args\":{{\"span_id\":{span}")?;
-                if let Some(parent) = info.parent() {
-                    write!(w, ",\"parent_id\":{parent}")?;
-                }
-                if let Some(metadata) = info.metadata {
-                    w.write_all(b",\"level\":")?;
-                    json_str(w, metadata.level().as_str())?;
-                    w.write_all(b",\"target\":")?;
-                    json_str(w, metadata.target())?;
-                    json::write_location(w, metadata)?;
-                } else {
-                    w.write_all(b",\"start_evicted\":true")?;
-                }
-                if self.trigger_span == Some(span) {
-                    w.write_all(b",\"trigger\":true")?;
-                }
-                let follows = self.spans.follows(span);
-                if !follows.is_empty() {
-                    w.write_all(b",\"follows_from\":[")?;
-                    for (i, follows) in follows.iter().enumerate() {
-                        if i > 0 {
-                            w.write_all(b",")?;
-                        }
-                        write!(w, "{follows}")?;
-                    }
-                    w.write_all(b"]")?;
-                }
-                self.spans.fields(span, threads, fields);
-                write_fields(w, fields.iter().copied())?;
-                w.write_all(b"}}")
-            }
-            OutKind::Flow => {
-                head(w, &char::from(out.value as u8).to_string())?;
-                write!(w, ",\"id\":{span},\"pid\":{pid},\"tid\":{tid},\"ts\":")?;
-                micros(w, out.ts)?;
-                if out.value == u64::from(b'f') {
-                    w.write_all(b",\"bp\":\"e\"")?;
-                }
-                w.write_all(b"}")
-            }
-            OutKind::End => {
-                head(w, "e")?;
-                write!(
-                    w,
-                    ",\"id\":\"0x{span:x}\",\"pid\":{pid},\"tid\":{tid},\"ts\":"
-                )?;
-                micros(w, out.ts)?;
-                if info.closed().is_none() {
-                    w.write_all(b",\"args\":{\"incomplete\":true}")?;
-                }
-                w.write_all(b"}")
-            }
-            OutKind::Instant => self.write_instant(w, thread, out),
-        }
-    }
-
-    fn write_instant(
-        &self,
-        w: &mut impl Write,
-        thread: &crate::record::storage::ThreadChunks,
-        out: &Out,
-    ) -> io::Result<()> {
-        let at = RecordAt {
-            thread: 0,
-            chunk: (out.id >> 32) as u32,
-            offset: out.id as u32,
-        };
-        let Some(view) = thread
-            .chunk(at.chunk as usize)
-            .and_then(|chunk| RecordReader::at(chunk, at.offset))
-        else {
-            return Ok(());
-        };
-        let Body::Event {
-            metadata, fields, ..
-        } = view.body
-        else {
-            return Ok(());
-        };
-        let (pid, tid) = (self.pid, thread.identity.tid);
-        let message = fields.iter().find(|(name, _)| *name == "message");
-        w.write_all(b"{\"ph\":\"i\",\"s\":\"t\",\"name\":")?;
-        match &message {
-            Some((_, value)) => match value.text() {
-                Some(text) => json_str(w, &text)?,
-                None => json_str(w, &value.to_field_value().to_string())?,
-            },
-            None => json_str(w, metadata.name())?,
-        }
-        w.write_all(b",\"cat\":")?;
-        json_str(w, metadata.target())?;
-        write!(w, ",\"pid\":{pid},\"tid\":{tid},\"ts\":")?;
-        micros(w, out.ts)?;
-        w.write_all(b",\"args\":{\"level\":")?;
-        json_str(w, metadata.level().as_str())?;
-        w.write_all(b",\"target\":")?;
-        json_str(w, metadata.target())?;
-        json::write_location(w, metadata)?;
-        if out.value != 0 {
-            write!(w, ",\"span_id\":{}", out.value)?;
-        }
-        if out.flags & EXPLICIT_PARENT != 0 {
-            w.write_all(b",\"explicit_parent\":true")?;
-        }
-        if let Some((_, value)) = &message {
-            w.write_all(b",\"message\":")?;
-            json_value(w, value)?;
-        }
-        if view.flags & FLAG_FIELDS_DROPPED != 0 {
-            w.write_all(b",\"fields_dropped\":true")?;
-        }
-        write_fields(w, fields.iter().filter(|(name, _)| *name != "message"))?;
-        w.write_all(b"}}")
     }
 }
 
@@ -427,7 +248,7 @@ fn expected_entries(capture: &Capture) -> (Vec<usize>, usize) {
     (entries, spans)
 }
 
-fn process_name() -> String {
+pub(super) fn process_name() -> String {
     std::env::current_exe()
         .ok()
         .and_then(|path| path.file_stem().map(|s| s.to_string_lossy().into_owned()))

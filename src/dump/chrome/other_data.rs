@@ -1,22 +1,20 @@
 //! `otherData`: what the dump is (format, version), why it was written, its window, the
 //! recorder's configuration and counters, and the trigger's details.
 
+use std::borrow::Borrow;
 use std::io::{self, Write};
 
 use serde_json::Value;
 
 use super::json::{trigger_event_json, value_json};
 use super::{Encoder, FORMAT_VERSION};
-use crate::dump::context::DumpContext;
+use crate::record::Capture;
 
-impl Encoder<'_> {
-    pub(super) fn write_other_data(
-        &self,
-        w: &mut impl Write,
-        context: &DumpContext,
-    ) -> io::Result<()> {
-        let raw = &self.capture.raw;
-        let timebase = self.timebase;
+impl<C: Borrow<Capture>> Encoder<C> {
+    pub(super) fn write_other_data(&self, w: &mut impl Write) -> io::Result<()> {
+        let context = &self.context;
+        let raw = &self.capture().raw;
+        let timebase = &self.timebase;
         let rfc3339 = |ns| Value::String(timebase.wall_time(ns).to_rfc3339());
         let micros_value = |ns: u64| {
             serde_json::Number::from_f64(ns as f64 / 1000.0).map_or(Value::Null, Value::Number)
@@ -31,12 +29,12 @@ impl Encoder<'_> {
             "window_end": rfc3339(self.window_end),
             "window_start_us": micros_value(self.window_start),
             "window_end_us": micros_value(self.window_end),
-            "max_bytes": self.capture.max_bytes,
-            "min_age_ms": u64::try_from(self.capture.min_age.as_millis()).unwrap_or(u64::MAX),
+            "max_bytes": self.capture().max_bytes,
+            "min_age_ms": u64::try_from(self.capture().min_age.as_millis()).unwrap_or(u64::MAX),
             "allocated_bytes": raw.allocated_bytes,
             "written": raw.written,
             "overwritten": raw.overwritten,
-            "dropped": self.capture.dropped,
+            "dropped": self.capture().dropped,
             "retained": self.retained,
             "repaired_exits": self.repairs.out_of_order_exits,
             "evicted_enters": self.repairs.evicted_enters,

@@ -1,0 +1,180 @@
+//! One trace event of the output, written from its timeline entry: slices, span lifetimes,
+//! flow arrows and instants, with their fields read from the capture's chunks.
+
+use std::borrow::Borrow;
+use std::io::{self, Write};
+
+use super::json::{self, json_str, json_value, micros, write_fields};
+use super::timeline::{INCOMPLETE, Out, OutKind, REPAIRED, START_EVICTED};
+use super::{EXPLICIT_PARENT, Encoder};
+use crate::dump::reader::{Body, RecordReader, ValueRef};
+use crate::dump::snapshot::RecordAt;
+use crate::record::Capture;
+use crate::record::encode::FLAG_FIELDS_DROPPED;
+use crate::record::storage::ThreadChunks;
+
+impl<C: Borrow<Capture>> Encoder<C> {
+    pub(super) fn write_event<'a>(
+        &'a self,
+        w: &mut impl Write,
+        thread: &'a ThreadChunks,
+        out: &Out,
+        fields: &mut Vec<(&'static str, ValueRef<'a>)>,
+    ) -> io::Result<()> {
+        let (pid, tid) = (self.pid, thread.identity.tid);
+        let threads = &self.capture().raw.threads;
+        let span = out.id;
+        let info = self.spans.get(span);
+        let head = |w: &mut dyn Write, ph: &str| -> io::Result<()> {
+            write!(w, "{{\"ph\":\"{ph}\",\"name\":")?;
+            json_str(w, info.name())?;
+            w.write_all(b",\"cat\":")?;
+            json_str(w, info.category())
+        };
+        match out.kind {
+            OutKind::Slice => {
+                head(w, "X")?;
+                write!(w, ",\"pid\":{pid},\"tid\":{tid},\"ts\":")?;
+                micros(w, out.ts)?;
+                w.write_all(b",\"dur\":")?;
+                micros(w, out.value)?;
+                write!(w, ",\"args\":{{\"span_id\":{span}")?;
+                if let Some(parent) = info.parent() {
+                    write!(w, ",\"parent_id\":{parent}")?;
+                }
+                for (flag, name) in [
+                    (out.flags & INCOMPLETE != 0, "incomplete"),
+                    (out.flags & REPAIRED != 0, "repaired"),
+                    (out.flags & START_EVICTED != 0, "start_evicted"),
+                    (self.trigger_span == Some(span), "trigger"),
+                ] {
+                    if flag {
+                        write!(w, ",\"{name}\":true")?;
+                    }
+                }
+                self.spans.fields(span, threads, fields);
+                write_fields(w, fields.iter().copied())?;
+                w.write_all(b"}}")
+            }
+            OutKind::Begin => {
+                head(w, "b")?;
+                write!(
+                    w,
+                    ",\"id\":\"0x{span:x}\",\"pid\":{pid},\"tid\":{tid},\"ts\":"
+                )?;
+                micros(w, out.ts)?;
+                write!(w, ",\"args\":{{\"span_id\":{span}")?;
+                if let Some(parent) = info.parent() {
+                    write!(w, ",\"parent_id\":{parent}")?;
+                }
+                if let Some(metadata) = info.metadata {
+                    w.write_all(b",\"level\":")?;
+                    json_str(w, metadata.level().as_str())?;
+                    w.write_all(b",\"target\":")?;
+                    json_str(w, metadata.target())?;
+                    json::write_location(w, metadata)?;
+                } else {
+                    w.write_all(b",\"start_evicted\":true")?;
+                }
+                if self.trigger_span == Some(span) {
+                    w.write_all(b",\"trigger\":true")?;
+                }
+                let follows = self.spans.follows(span);
+                if !follows.is_empty() {
+                    w.write_all(b",\"follows_from\":[")?;
+                    for (i, follows) in follows.iter().enumerate() {
+                        if i > 0 {
+                            w.write_all(b",")?;
+                        }
+                        write!(w, "{follows}")?;
+                    }
+                    w.write_all(b"]")?;
+                }
+                self.spans.fields(span, threads, fields);
+                write_fields(w, fields.iter().copied())?;
+                w.write_all(b"}}")
+            }
+            OutKind::Flow => {
+                head(w, &char::from(out.value as u8).to_string())?;
+                write!(w, ",\"id\":{span},\"pid\":{pid},\"tid\":{tid},\"ts\":")?;
+                micros(w, out.ts)?;
+                if out.value == u64::from(b'f') {
+                    w.write_all(b",\"bp\":\"e\"")?;
+                }
+                w.write_all(b"}")
+            }
+            OutKind::End => {
+                head(w, "e")?;
+                write!(
+                    w,
+                    ",\"id\":\"0x{span:x}\",\"pid\":{pid},\"tid\":{tid},\"ts\":"
+                )?;
+                micros(w, out.ts)?;
+                if info.closed().is_none() {
+                    w.write_all(b",\"args\":{\"incomplete\":true}")?;
+                }
+                w.write_all(b"}")
+            }
+            OutKind::Instant => self.write_instant(w, thread, out),
+        }
+    }
+
+    fn write_instant(
+        &self,
+        w: &mut impl Write,
+        thread: &ThreadChunks,
+        out: &Out,
+    ) -> io::Result<()> {
+        let at = RecordAt {
+            thread: 0,
+            chunk: (out.id >> 32) as u32,
+            offset: out.id as u32,
+        };
+        let Some(view) = thread
+            .chunk(at.chunk as usize)
+            .and_then(|chunk| RecordReader::at(chunk, at.offset))
+        else {
+            return Ok(());
+        };
+        let Body::Event {
+            metadata, fields, ..
+        } = view.body
+        else {
+            return Ok(());
+        };
+        let (pid, tid) = (self.pid, thread.identity.tid);
+        let message = fields.iter().find(|(name, _)| *name == "message");
+        w.write_all(b"{\"ph\":\"i\",\"s\":\"t\",\"name\":")?;
+        match &message {
+            Some((_, value)) => match value.text() {
+                Some(text) => json_str(w, &text)?,
+                None => json_str(w, &value.to_field_value().to_string())?,
+            },
+            None => json_str(w, metadata.name())?,
+        }
+        w.write_all(b",\"cat\":")?;
+        json_str(w, metadata.target())?;
+        write!(w, ",\"pid\":{pid},\"tid\":{tid},\"ts\":")?;
+        micros(w, out.ts)?;
+        w.write_all(b",\"args\":{\"level\":")?;
+        json_str(w, metadata.level().as_str())?;
+        w.write_all(b",\"target\":")?;
+        json_str(w, metadata.target())?;
+        json::write_location(w, metadata)?;
+        if out.value != 0 {
+            write!(w, ",\"span_id\":{}", out.value)?;
+        }
+        if out.flags & EXPLICIT_PARENT != 0 {
+            w.write_all(b",\"explicit_parent\":true")?;
+        }
+        if let Some((_, value)) = &message {
+            w.write_all(b",\"message\":")?;
+            json_value(w, value)?;
+        }
+        if view.flags & FLAG_FIELDS_DROPPED != 0 {
+            w.write_all(b",\"fields_dropped\":true")?;
+        }
+        write_fields(w, fields.iter().filter(|(name, _)| *name != "message"))?;
+        w.write_all(b"}}")
+    }
+}
