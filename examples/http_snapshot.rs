@@ -4,6 +4,8 @@
 //! cargo run --example http_snapshot --features http            # port 6060
 //! cargo run --example http_snapshot --features http -- --port 7070
 //! curl http://127.0.0.1:6060/debug/trace/snapshot > trace.json
+//! curl http://127.0.0.1:6060/debug/trace/status
+//! blackbox open trace.json     # or drop it on ui.perfetto.dev
 //! ```
 //! Runs until interrupted (Ctrl-C).
 
@@ -45,6 +47,8 @@ fn main() -> std::process::ExitCode {
     );
     println!("  curl {} > trace.json", server.url());
     println!("  curl -o trace.json.gz '{}?gzip=1'", server.url());
+    println!("and see the recorder's state with:");
+    println!("  curl {}", server.status_url());
 
     let mut job = 0u64;
     loop {
