@@ -219,6 +219,26 @@ impl Builder {
         self
     }
 
+    /// Also sends every triggered dump's window (slow span, error, signal, user trigger; a
+    /// panic's best effort) to an OpenTelemetry receiver as OTLP spans (feature `otlp`), from
+    /// an exporter thread of its own: see [`OtlpConfig`](crate::OtlpConfig) and the guide.
+    /// Manual dumps and HTTP snapshots are not sent;
+    /// [`FlightRecorder::export_otlp_now`](crate::FlightRecorder::export_otlp_now) sends one
+    /// on demand.
+    #[cfg(feature = "otlp")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
+    pub fn export_otlp(mut self, config: crate::OtlpConfig) -> Self {
+        self.config.dumps.otlp = Some(config);
+        self
+    }
+
+    /// Whether triggered dumps are written as files (default `true`). Turning files off makes
+    /// sense only with [`export_otlp`](Self::export_otlp), which `build` then requires.
+    pub fn write_dump_files(mut self, on: bool) -> Self {
+        self.config.dumps.files = on;
+        self
+    }
+
     /// Writes dump files gzipped, as `.json.gz` (Perfetto opens them as they are).
     #[cfg(feature = "gzip")]
     #[cfg_attr(docsrs, doc(cfg(feature = "gzip")))]
@@ -403,9 +423,29 @@ fn check(config: &Config) -> Result<(), BuildError> {
             setting: "keep_bytes",
         });
     }
+    check_export(config)?;
     if config.record.max_field_bytes == 0 || config.record.max_field_bytes > MAX_FIELD_LEN_LIMIT {
         return Err(BuildError::InvalidMaxFieldLen {
             given: config.record.max_field_bytes,
+        });
+    }
+    Ok(())
+}
+
+/// Dumps must go somewhere, and an OTLP configuration must be able to work.
+fn check_export(config: &Config) -> Result<(), BuildError> {
+    #[cfg(feature = "otlp")]
+    if let Some(otlp) = &config.dumps.otlp {
+        return match otlp.problem() {
+            Some(message) => Err(BuildError::Export { message }),
+            None => Ok(()),
+        };
+    }
+    if !config.dumps.files {
+        return Err(BuildError::Export {
+            message: "write_dump_files(false) needs export_otlp: triggered dumps would go \
+                      nowhere"
+                .to_owned(),
         });
     }
     Ok(())

@@ -17,6 +17,19 @@ pub const ENV_VARS: [&str; 8] = [
     "BLACKBOX_GZIP",
 ];
 
+/// The variables `with_env` reads for the OTLP export (feature `otlp`): any endpoint turns
+/// the export on (`BLACKBOX_OTLP_ENDPOINT` first, then the standard OpenTelemetry ones), and
+/// `BLACKBOX_OTLP_ENDPOINT=off` keeps it off whatever the others say.
+pub const OTLP_ENV_VARS: [&str; 7] = [
+    "BLACKBOX_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_COMPRESSION",
+    "OTEL_EXPORTER_OTLP_TIMEOUT",
+    "OTEL_SERVICE_NAME",
+];
+
 fn invalid(variable: &'static str, value: &str, expected: &str) -> BuildError {
     BuildError::Env {
         variable,
@@ -96,5 +109,103 @@ pub(crate) fn apply(
             _ => {}
         }
     }
+    apply_otlp(config, &lookup)
+}
+
+/// The OTLP variables: an endpoint turns the export on; the others adjust it.
+#[cfg(feature = "otlp")]
+fn apply_otlp(
+    config: &mut Config,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<(), BuildError> {
+    use crate::OtlpConfig;
+    let own = lookup("BLACKBOX_OTLP_ENDPOINT");
+    if own
+        .as_deref()
+        .is_some_and(|v| matches!(v.trim(), "0" | "off" | "false" | "no"))
+    {
+        config.dumps.otlp = None;
+        return Ok(());
+    }
+    // The traces endpoint is a full URL; the general one a base that gets `/v1/traces`.
+    let endpoint = own
+        .or_else(|| lookup("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+        .or_else(|| lookup("OTEL_EXPORTER_OTLP_ENDPOINT"))
+        .filter(|v| !v.trim().is_empty());
+    if let Some(endpoint) = endpoint {
+        let base = config
+            .dumps
+            .otlp
+            .take()
+            .unwrap_or_else(|| OtlpConfig::new(""));
+        let mut otlp = OtlpConfig::new(endpoint.trim());
+        otlp.headers = base.headers;
+        otlp.gzip = base.gzip;
+        otlp.timeout = base.timeout;
+        otlp.max_attempts = base.max_attempts;
+        otlp.max_queued = base.max_queued;
+        otlp.service_name = base.service_name;
+        otlp.resource = base.resource;
+        otlp.trace_id_field = base.trace_id_field;
+        if let Some(problem) = otlp.problem() {
+            return Err(invalid("BLACKBOX_OTLP_ENDPOINT", &endpoint, &problem));
+        }
+        config.dumps.otlp = Some(otlp);
+    }
+    let Some(otlp) = config.dumps.otlp.as_mut() else {
+        return Ok(());
+    };
+    if let Some(value) = lookup("OTEL_EXPORTER_OTLP_HEADERS") {
+        for pair in value.split(',').filter(|p| !p.trim().is_empty()) {
+            let (name, header) = pair.split_once('=').ok_or_else(|| {
+                invalid(
+                    "OTEL_EXPORTER_OTLP_HEADERS",
+                    &value,
+                    "name=value pairs separated by commas",
+                )
+            })?;
+            let header = percent_encoding::percent_decode_str(header.trim()).decode_utf8_lossy();
+            otlp.headers
+                .retain(|(n, _)| !n.eq_ignore_ascii_case(name.trim()));
+            otlp.headers
+                .push((name.trim().to_owned(), header.into_owned()));
+        }
+    }
+    if let Some(value) = lookup("OTEL_EXPORTER_OTLP_COMPRESSION") {
+        otlp.gzip = match value.trim() {
+            "gzip" => true,
+            "none" | "" => false,
+            _ => {
+                return Err(invalid(
+                    "OTEL_EXPORTER_OTLP_COMPRESSION",
+                    &value,
+                    "gzip or none",
+                ));
+            }
+        };
+    }
+    if let Some(value) = lookup("OTEL_EXPORTER_OTLP_TIMEOUT") {
+        otlp.timeout = Duration::from_millis(count("OTEL_EXPORTER_OTLP_TIMEOUT", &value)?);
+    }
+    if let Some(value) = lookup("OTEL_SERVICE_NAME").filter(|v| !v.trim().is_empty()) {
+        otlp.service_name = Some(value.trim().to_owned());
+    }
     Ok(())
+}
+
+/// Without the `otlp` feature, only a `BLACKBOX_OTLP_ENDPOINT` that asks for the export is an
+/// error; the standard variables are left to whatever else reads them.
+#[cfg(not(feature = "otlp"))]
+fn apply_otlp(
+    _config: &mut Config,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<(), BuildError> {
+    match lookup("BLACKBOX_OTLP_ENDPOINT") {
+        Some(value) if !matches!(value.trim(), "" | "0" | "off" | "false" | "no") => Err(invalid(
+            "BLACKBOX_OTLP_ENDPOINT",
+            &value,
+            "off (this build lacks the `otlp` feature)",
+        )),
+        _ => Ok(()),
+    }
 }

@@ -58,6 +58,12 @@ pub enum BuildError {
         /// Why.
         message: String,
     },
+    /// The OTLP export cannot work as configured (feature `otlp`): the endpoint is not an
+    /// http(s) URL, a count is zero, or dump files are off with nothing else to send dumps to.
+    Export {
+        /// Why.
+        message: String,
+    },
     /// The dump thread could not be started.
     DumpThread {
         /// Why.
@@ -97,6 +103,7 @@ impl fmt::Display for BuildError {
             BuildError::DumpThread { message } => {
                 write!(f, "cannot start the dump thread: {message}")
             }
+            BuildError::Export { message } => f.write_str(message),
         }
     }
 }
@@ -118,6 +125,9 @@ pub enum DumpStage {
     /// The dump was written, but the `on_dump` callback panicked (the error says how); the
     /// path is the dump's.
     Callback,
+    /// The window could not be sent to the OTLP receiver (feature `otlp`); the path is the
+    /// receiver's URL, the error says what it answered or why there was no answer.
+    Export,
 }
 
 impl fmt::Display for DumpStage {
@@ -128,6 +138,7 @@ impl fmt::Display for DumpStage {
             DumpStage::Write => "cannot write the trace",
             DumpStage::Persist => "cannot move the finished dump into place",
             DumpStage::Callback => "the dump was written, but its on_dump callback failed",
+            DumpStage::Export => "cannot export the window to the OTLP receiver",
         })
     }
 }

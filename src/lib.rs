@@ -24,10 +24,16 @@ pub mod validate;
 
 pub use builder::Builder;
 pub use dump::chrome::FORMAT_VERSION;
+#[cfg(feature = "otlp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
+pub use dump::export::ExportInfo;
 pub use dump::files::DumpInfo;
-pub use dump::outcome::{DumpOutcome, SlowSpan, TriggerOutcome};
+#[cfg(feature = "otlp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
+pub use dump::otlp::OtlpConfig;
+pub use dump::outcome::{Destination, DumpOutcome, SlowSpan, TriggerOutcome};
 pub use dump::snapshot::{Counters, ORPHAN_SPAN_BIT, Record, RecordKind, Snapshot, ThreadInfo};
-pub use env::ENV_VARS;
+pub use env::{ENV_VARS, OTLP_ENV_VARS};
 pub use error::{BuildError, DumpError, DumpStage};
 pub use record::encode::{Field, FieldValue, TRUNCATION_MARKER};
 pub use record::layer::FlightRecorderLayer;

@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 
 use crate::dump::chrome;
 use crate::dump::context::{DumpContext, Reason};
+#[cfg(feature = "otlp")]
+use crate::dump::export::ExportInfo;
 use crate::dump::files::{self, DumpInfo};
-use crate::dump::outcome::{DumpOutcome, TriggerOutcome};
+use crate::dump::outcome::{Destination, DumpOutcome, TriggerOutcome};
 use crate::dump::snapshot::Snapshot;
 use crate::dump::worker::{DROP_FLUSH_TIMEOUT, Dumper};
 use crate::error::DumpError;
@@ -135,6 +137,7 @@ impl FlightRecorder {
             took: started.elapsed(),
             error: result.as_ref().err().cloned(),
             slow_span: None,
+            destination: Destination::File,
         });
         result
     }
@@ -168,6 +171,26 @@ impl FlightRecorder {
         self.parts
             .triggers
             .trigger(Reason::User(reason.to_owned()), now, None, || None)
+    }
+
+    /// Sends the recent past to the OTLP receiver now (feature `otlp`), as a triggered dump
+    /// would, with `reason` as `blackbox.reason`: on this thread, retries included (at most
+    /// `max_attempts` × the timeout). Not subject to the cooldown. The outcome also reaches
+    /// `on_dump` and [`last_dump_error`](Self::last_dump_error).
+    ///
+    /// # Errors
+    ///
+    /// A [`DumpError`] with [`DumpStage::Export`](crate::DumpStage::Export): no endpoint is
+    /// configured, or the receiver could not be reached or refused the request (the error
+    /// says what it answered). Recording goes on.
+    #[cfg(feature = "otlp")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
+    pub fn export_otlp_now(&self, reason: &str) -> Result<ExportInfo, DumpError> {
+        let parts = &self.parts;
+        let capture = parts.recording.capture();
+        parts
+            .dumper
+            .export_now(&DumpContext::new(Reason::User(reason.to_owned())), capture)
     }
 
     /// Waits until every queued dump has been written.

@@ -24,6 +24,18 @@ pub struct DumpOutcome {
     pub error: Option<DumpError>,
     /// For a `slow_span` dump: the span that was slow.
     pub slow_span: Option<SlowSpan>,
+    /// Where it went: a file (at `path`), or an OTLP receiver (whose URL `path` then holds).
+    pub destination: Destination,
+}
+
+/// Where a dump went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Destination {
+    /// A Chrome Trace Event JSON file.
+    File,
+    /// An OTLP/HTTP receiver ([`Builder::export_otlp`](crate::Builder::export_otlp)).
+    Otlp,
 }
 
 /// The span whose latency triggered a dump.

@@ -4,11 +4,11 @@
 //! The triggers (see `trigger`) reserve a place in the queue before they copy anything, then
 //! hand their snapshot through the bounded queue to one background thread, started by
 //! `build()`, which encodes, writes, applies retention, deletes the files it is told to (what
-//! top-N pushed out), and reports. Each job runs under `NoSubscriber`
+//! top-N pushed out), hands the window to the OTLP exporter when one is configured (see
+//! `export`), and reports. Each job runs under `NoSubscriber`
 //! (see `quiet`): the thread's own work is never recorded and cannot re-enter the recorder.
 
 use std::collections::{HashSet, VecDeque};
-use std::fmt;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -17,63 +17,24 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::atomic::FileModes;
-use crate::dump::callback::{self, OnDump};
+use crate::dump::callback;
 use crate::dump::chrome;
 use crate::dump::context::DumpContext;
+#[cfg(feature = "otlp")]
+use crate::dump::export::{self, ExportInfo};
 use crate::dump::files::{self, DumpInfo};
-use crate::dump::outcome::{DumpOutcome, SlowSpan, TriggerOutcome};
+#[cfg(feature = "otlp")]
+use crate::dump::otlp::Exporter;
+use crate::dump::outcome::{Destination, DumpOutcome, SlowSpan, TriggerOutcome};
 use crate::error::{DumpError, DumpStage};
 use crate::record::{Capture, Timebase};
 use crate::sync::quietly;
 use crate::sync::{lock, try_lock_until};
 
-/// Default directory for triggered dumps.
-pub(crate) const DEFAULT_DUMP_DIR: &str = "blackbox-dumps";
-/// Default number of triggered dumps that may wait for the dump thread.
-pub(crate) const DEFAULT_QUEUE_CAPACITY: usize = 16;
+pub(crate) use crate::dump::settings::{DEFAULT_DUMP_DIR, DEFAULT_QUEUE_CAPACITY, DumpConfig};
+
 /// How long dropping the last handle waits for queued dumps.
 pub(crate) const DROP_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Dump settings from the builder.
-#[derive(Clone)]
-pub(crate) struct DumpConfig {
-    pub(crate) dir: PathBuf,
-    pub(crate) queue_capacity: usize,
-    pub(crate) keep_files: Option<usize>,
-    pub(crate) keep_bytes: Option<u64>,
-    pub(crate) gzip: bool,
-    pub(crate) on_dump: Option<OnDump>,
-    pub(crate) modes: FileModes,
-}
-
-impl fmt::Debug for DumpConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DumpConfig")
-            .field("dir", &self.dir)
-            .field("queue_capacity", &self.queue_capacity)
-            .field("keep_files", &self.keep_files)
-            .field("keep_bytes", &self.keep_bytes)
-            .field("gzip", &self.gzip)
-            .field("on_dump", &self.on_dump.is_some())
-            .field("modes", &self.modes)
-            .finish()
-    }
-}
-
-impl Default for DumpConfig {
-    fn default() -> Self {
-        DumpConfig {
-            dir: PathBuf::from(DEFAULT_DUMP_DIR),
-            queue_capacity: DEFAULT_QUEUE_CAPACITY,
-            keep_files: None,
-            keep_bytes: None,
-            gzip: false,
-            on_dump: None,
-            modes: FileModes::default(),
-        }
-    }
-}
 
 /// Called with the file a triggered dump was written to; `false` means the file is no longer
 /// wanted (top-N pushed its breach out meanwhile) and the dump thread deletes it.
@@ -115,6 +76,9 @@ struct DumperInner {
     timebase: Timebase,
     state: Mutex<DumperState>,
     idle: Condvar,
+    /// The exporter thread, when windows are also sent to an OTLP receiver.
+    #[cfg(feature = "otlp")]
+    otlp: Option<Exporter>,
 }
 
 /// Owns the dump thread and the dump bookkeeping.
@@ -142,12 +106,34 @@ impl Dumper {
     /// Starts the dump thread.
     pub(crate) fn new(config: DumpConfig, timebase: Timebase) -> io::Result<Self> {
         let (tx, rx) = mpsc::sync_channel::<Box<Job>>(config.queue_capacity);
-        let inner = Arc::new(DumperInner {
-            config,
-            timebase,
-            state: Mutex::new(DumperState::default()),
-            idle: Condvar::new(),
+        #[cfg_attr(not(feature = "otlp"), allow(unused_mut))]
+        let mut exporter_error = None;
+        let inner = Arc::new_cyclic(|_weak: &std::sync::Weak<DumperInner>| {
+            #[cfg(feature = "otlp")]
+            let otlp = config.otlp.clone().and_then(|otlp| {
+                let weak = _weak.clone();
+                let endpoint = otlp.endpoint().to_owned();
+                let report = Box::new(move |delivered| {
+                    if let Some(inner) = weak.upgrade() {
+                        inner.report(&export::outcome(&endpoint, delivered), None);
+                    }
+                });
+                Exporter::start(otlp, report)
+                    .map_err(|e| exporter_error = Some(e))
+                    .ok()
+            });
+            DumperInner {
+                config,
+                timebase,
+                state: Mutex::new(DumperState::default()),
+                idle: Condvar::new(),
+                #[cfg(feature = "otlp")]
+                otlp,
+            }
         });
+        if let Some(error) = exporter_error {
+            return Err(error);
+        }
         let worker = Arc::clone(&inner);
         let thread = std::thread::Builder::new()
             .name("blackbox-dumper".to_owned())
@@ -238,20 +224,39 @@ impl Dumper {
     pub(crate) fn write_for_panic(
         &self,
         context: &DumpContext,
-        capture: &Capture,
+        capture: Capture,
         deadline: Instant,
     ) -> Result<DumpInfo, DumpError> {
-        self.inner.write_dump(
+        let written = self.inner.write_dump(
             &self.inner.config.dir,
             &context.label(),
             context,
-            capture,
+            &capture,
             Some(deadline),
-        )
+        );
+        // Best effort: sent while the process may still be going.
+        self.inner.export(context, capture, Some(deadline));
+        written
     }
 
     pub(crate) fn last_error(&self) -> Option<DumpError> {
         lock(&self.inner.state).last_error.clone()
+    }
+
+    /// Sends a window to the OTLP receiver now, on this thread; reports the outcome.
+    #[cfg(feature = "otlp")]
+    pub(crate) fn export_now(
+        &self,
+        context: &DumpContext,
+        capture: Capture,
+    ) -> Result<ExportInfo, DumpError> {
+        let Some(exporter) = &self.inner.otlp else {
+            return Err(export::not_configured());
+        };
+        let (sent, outcome) =
+            quietly(|| export::send_now(exporter.config(), &self.inner.timebase, context, capture));
+        self.inner.report(&outcome, None);
+        sent
     }
 
     pub(crate) fn tally(&self) -> DumpTally {
@@ -285,27 +290,58 @@ impl DumperInner {
 
     fn write_job(&self, job: Job) {
         self.delete_doomed();
-        let result = self.write_dump(
-            &self.config.dir,
-            &job.context.label(),
-            &job.context,
-            &job.capture,
-            None,
-        );
-        drop(job.capture);
-        let unwanted = match (job.after_write, &result) {
-            (Some(after_write), Ok(info)) => !after_write(&info.path),
+        let result = self.config.files.then(|| {
+            self.write_dump(
+                &self.config.dir,
+                &job.context.label(),
+                &job.context,
+                &job.capture,
+                None,
+            )
+        });
+        self.export(&job.context, job.capture, None);
+        let written = result.and_then(Result::ok);
+        let unwanted = match (job.after_write, &written) {
+            (Some(after_write), Some(info)) => !after_write(&info.path),
             _ => false,
         };
         let mut state = lock(&self.state);
-        if let (true, Ok(info)) = (unwanted, &result) {
-            state.doomed.push(info.path.clone());
+        if let (true, Some(info)) = (unwanted, written) {
+            state.doomed.push(info.path);
         }
         state.pending -= 1;
         drop(state);
         self.delete_doomed();
         self.idle.notify_all();
     }
+
+    /// Sends a triggered dump's window to the OTLP receiver too, when configured: queued for
+    /// the exporter thread; from a panic hook, waited for (briefly: the process may be ending).
+    #[cfg(feature = "otlp")]
+    fn export(&self, context: &DumpContext, capture: Capture, deadline: Option<Instant>) {
+        let Some(exporter) = &self.otlp else { return };
+        if !export::exported(&context.reason) {
+            return;
+        }
+        if let Err(error) = export::queue(exporter, &self.timebase, context, capture) {
+            let outcome = DumpOutcome {
+                reason: context.reason.as_str().to_owned(),
+                path: error.path().to_owned(),
+                bytes: 0,
+                took: Duration::ZERO,
+                error: Some(error),
+                slow_span: None,
+                destination: Destination::Otlp,
+            };
+            self.report(&outcome, deadline);
+        }
+        if deadline.is_some() {
+            exporter.flush_timeout(export::PANIC_EXPORT_WAIT);
+        }
+    }
+
+    #[cfg(not(feature = "otlp"))]
+    fn export(&self, _context: &DumpContext, _capture: Capture, _deadline: Option<Instant>) {}
 
     /// Deletes the files top-N pushed out (on the dump thread: never on a recording thread).
     fn delete_doomed(&self) {
@@ -356,6 +392,7 @@ impl DumperInner {
             took: started.elapsed(),
             error: result.as_ref().err().cloned(),
             slow_span: context.trigger.as_ref().map(SlowSpan::from),
+            destination: Destination::File,
         };
         self.report(&outcome, deadline);
         result

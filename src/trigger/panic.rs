@@ -119,7 +119,7 @@ impl Triggers {
             }),
         ));
         self.dumper
-            .write_for_panic(&context, &capture, deadline)
+            .write_for_panic(&context, capture, deadline)
             .map(|dump| dump.path)
             .map_err(|err| format!("trace not saved: {err}"))
     }

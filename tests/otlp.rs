@@ -1,0 +1,377 @@
+//! Export to OTLP against a real collector (rotel, from PyPI): what arrives, and delivery when
+//! the collector is down, comes up late, or never answers.
+#![cfg(feature = "otlp")]
+
+#[path = "common/collector.rs"]
+mod collector;
+mod common;
+
+use std::collections::HashMap;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use collector::{Collector, ReceivedSpan, parse_spans};
+use tracing::{error, info, info_span, warn};
+use tracing_blackbox::{Destination, DumpOutcome, DumpStage, FlightRecorder, OtlpConfig};
+
+/// The OTLP outcomes reported to `on_dump`, as they come.
+fn otlp_outcomes() -> (
+    impl Fn(&DumpOutcome) + Send + Sync + 'static,
+    mpsc::Receiver<DumpOutcome>,
+) {
+    let (tx, rx) = mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let callback = move |outcome: &DumpOutcome| {
+        if outcome.destination == Destination::Otlp {
+            let _ = tx.lock().unwrap().send(outcome.clone());
+        }
+    };
+    (callback, rx)
+}
+
+fn spans_named<'a>(spans: &'a [ReceivedSpan], name: &str) -> Vec<&'a ReceivedSpan> {
+    spans.iter().filter(|s| s.name == name).collect()
+}
+
+/// A slow request on two threads, with typed fields, a redacted one, an error, a link, a
+/// span still open and events outside any span: the window arrives with its structure.
+#[test]
+fn a_triggered_window_arrives_whole_and_typed() {
+    let collector = Collector::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (on_dump, outcomes) = otlp_outcomes();
+    let (layer, recorder) = FlightRecorder::builder()
+        .max_bytes(1 << 20)
+        .dump_dir(dir.path())
+        .dump_on_slow_span(Duration::from_millis(30))
+        .on_dump(on_dump)
+        .export_otlp(
+            OtlpConfig::new(collector.endpoint())
+                .service_name("checkout")
+                .resource_attribute("deployment.environment", "test")
+                .gzip(true),
+        )
+        .build()
+        .unwrap();
+    let dispatch = common::dispatch(layer);
+    let joined = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let still_open = tracing::dispatcher::with_default(&dispatch, || {
+        info!(phase = "before", "outside any span");
+        let open = info_span!("background_sync", queue = "orders");
+        let earlier = info_span!("enqueue", trace_id = joined);
+        earlier.in_scope(|| info!("queued"));
+        let request = info_span!(
+            "request",
+            path = "/checkout",
+            attempt = 2u64,
+            password = "hunter2",
+            ok = true
+        );
+        request.follows_from(&earlier);
+        drop(earlier);
+        request.in_scope(|| {
+            let query = info_span!("db_query", rows = -3i64, ratio = 0.5);
+            query.in_scope(|| warn!(retry = 1u64, "slow disk"));
+            drop(query);
+            let handle = {
+                let parent = request.clone();
+                let dispatch = dispatch.clone();
+                std::thread::Builder::new()
+                    .name("worker-7".into())
+                    .spawn(move || {
+                        tracing::dispatcher::with_default(&dispatch, || {
+                            info_span!(parent: &parent, "render").in_scope(|| {
+                                error!(code = 500u64, "template failed");
+                            });
+                        })
+                    })
+                    .unwrap()
+            };
+            handle.join().unwrap();
+            std::thread::sleep(Duration::from_millis(40));
+        });
+        drop(request);
+        open
+    });
+    recorder.flush();
+    let outcome = outcomes.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert!(outcome.error.is_none(), "{outcome:?}");
+    assert_eq!(outcome.reason, "slow_span");
+    assert!(outcome.path.to_string_lossy().ends_with("/v1/traces"));
+    // The file was written as well, and the export holds its spans.
+    let files = common::files_in(dir.path());
+    assert_eq!(files.len(), 1);
+    let dump = common::load(&files[0]);
+
+    let output = collector.wait_for("template failed", Duration::from_secs(10));
+    let spans = parse_spans(&output);
+    let by_id: HashMap<&str, &ReceivedSpan> = spans.iter().map(|s| (s.id.as_str(), s)).collect();
+    for name in [
+        "request",
+        "db_query",
+        "render",
+        "enqueue",
+        "background_sync",
+    ] {
+        assert_eq!(spans_named(&spans, name).len(), 1, "{name}: {output}");
+    }
+    let one = |name| spans_named(&spans, name)[0];
+    let (request, query, render) = (one("request"), one("db_query"), one("render"));
+
+    // Structure: parents and one trace per root; the span with a trace_id field joins it.
+    assert_eq!(query.parent_id, request.id);
+    assert_eq!(render.parent_id, request.id);
+    assert_eq!(query.trace_id, request.trace_id);
+    assert_eq!(render.trace_id, request.trace_id);
+    assert_eq!(request.parent_id, "");
+    assert_eq!(one("enqueue").trace_id, joined);
+    assert_ne!(request.trace_id, joined);
+    assert_eq!(
+        request.links,
+        vec![(joined.to_owned(), one("enqueue").id.clone())]
+    );
+    let trace_ids: std::collections::HashSet<&str> =
+        spans.iter().map(|s| s.trace_id.as_str()).collect();
+    for span in &spans {
+        assert_eq!(span.trace_id.len(), 32);
+        assert_eq!(span.id.len(), 16);
+        if !span.parent_id.is_empty() {
+            let parent = by_id[span.parent_id.as_str()];
+            assert_eq!(parent.trace_id, span.trace_id, "{span:?}");
+        }
+    }
+    assert!(trace_ids.len() >= 4, "{trace_ids:?}");
+
+    // Times: inside the window, children inside their parents.
+    let anchor = chrono::DateTime::parse_from_rfc3339(dump.other("anchor").as_str().unwrap())
+        .unwrap()
+        .timestamp_nanos_opt()
+        .unwrap() as u64;
+    let window_end = anchor + (dump.other("window_end_us").as_f64().unwrap() * 1e3) as u64;
+    for span in &spans {
+        assert!(span.start >= anchor && span.start <= span.end, "{span:?}");
+        assert!(span.end <= window_end + 1_000, "{span:?}");
+    }
+    assert!(query.start >= request.start && query.end <= request.end);
+    assert!(request.end - request.start >= 40_000_000);
+
+    // Typed attributes, redaction, callsite, thread.
+    assert_eq!(request.attribute("path"), "Str(/checkout)");
+    assert_eq!(request.attribute("attempt"), "Int(2)");
+    assert_eq!(request.attribute("ok"), "Bool(true)");
+    assert_eq!(request.attribute("password"), "Str([REDACTED])");
+    assert!(!output.contains("hunter2"));
+    assert_eq!(query.attribute("rows"), "Int(-3)");
+    assert_eq!(query.attribute("ratio"), "Double(0.5)");
+    assert_eq!(request.attribute("code.filepath"), "Str(tests/otlp.rs)");
+    assert!(request.attribute("code.lineno").starts_with("Int("));
+    assert_eq!(request.attribute("level"), "Str(INFO)");
+    assert_eq!(render.attribute("thread.name"), "Str(worker-7)");
+    assert_eq!(request.attribute("blackbox.trigger"), "Bool(true)");
+
+    // Events on their spans; an error sets the status.
+    assert_eq!(query.events.len(), 1);
+    assert_eq!(query.events[0].name, "slow disk");
+    assert_eq!(query.events[0].attributes["retry"], "Int(1)");
+    assert_eq!(query.events[0].attributes["level"], "Str(WARN)");
+    assert_eq!(render.status_code, "STATUS_CODE_ERROR");
+    assert_eq!(render.status_message, "template failed");
+    assert_eq!(render.events[0].attributes["code"], "Int(500)");
+    assert!(query.status_code.is_empty() || query.status_code == "STATUS_CODE_UNSET");
+
+    // The window's facts on each root; the open span says so.
+    assert_eq!(request.attribute("blackbox.reason"), "Str(slow_span)");
+    assert_eq!(request.attribute("blackbox.threshold_ms"), "Double(30)");
+    assert!(request.attribute("blackbox.written").starts_with("Int("));
+    assert_eq!(query.attribute("blackbox.reason"), "");
+    let open = one("background_sync");
+    assert_eq!(open.attribute("blackbox.incomplete"), "Bool(true)");
+    assert!(open.end >= request.end);
+    let window = one("blackbox.window");
+    assert_eq!(window.events[0].name, "outside any span");
+    assert_eq!(window.events[0].attributes["phase"], "Str(before)");
+
+    // Resource and the dump's own ids.
+    assert_eq!(request.resource["service.name"], "Str(checkout)");
+    assert_eq!(request.resource["deployment.environment"], "Str(test)");
+    assert_eq!(
+        request.resource["process.pid"],
+        format!("Int({})", std::process::id())
+    );
+    assert!(request.resource.contains_key("host.name"));
+    assert!(request.resource.contains_key("service.instance.id"));
+    let dumped_spans = dump.phase("b").count();
+    assert_eq!(
+        spans.len(),
+        dumped_spans + 1,
+        "every span, and the window's"
+    );
+    drop(still_open);
+}
+
+/// The collector down: bounded attempts, then a clear error through `on_dump` and
+/// `last_dump_error`; recording goes on. Then it comes up while a later window is retried:
+/// that window arrives.
+#[test]
+fn a_collector_that_is_down_then_comes_up() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (on_dump, outcomes) = otlp_outcomes();
+    let dir = tempfile::tempdir().unwrap();
+    let (layer, recorder) = FlightRecorder::builder()
+        .max_bytes(1 << 20)
+        .dump_dir(dir.path())
+        .cooldown(Duration::ZERO)
+        .on_dump(on_dump)
+        .export_otlp(OtlpConfig::new(format!("http://127.0.0.1:{port}")).max_attempts(2))
+        .build()
+        .unwrap();
+    let dispatch = common::dispatch(layer);
+    tracing::dispatcher::with_default(&dispatch, || info!("before the first trigger"));
+    recorder.trigger("first");
+    let failed = outcomes.recv_timeout(Duration::from_secs(20)).unwrap();
+    let error = failed.error.expect("the collector is down");
+    assert_eq!(error.stage(), DumpStage::Export);
+    let text = error.to_string();
+    assert!(
+        text.contains(&format!("127.0.0.1:{port}/v1/traces")),
+        "{text}"
+    );
+    assert!(text.contains("after 2 attempts"), "{text}");
+    assert_eq!(
+        recorder.last_dump_error().unwrap().stage(),
+        DumpStage::Export
+    );
+    // Recording went on, and the file dump was written all the same.
+    tracing::dispatcher::with_default(&dispatch, || info!("after"));
+    assert_eq!(recorder.status().dropped, 0);
+    assert_eq!(recorder.status().written, 2);
+    assert_eq!(common::files_in(dir.path()).len(), 1);
+
+    // A window sent to a collector that comes up while it is being retried arrives.
+    let (layer, recorder) = FlightRecorder::builder()
+        .max_bytes(1 << 20)
+        .write_dump_files(false)
+        .export_otlp(OtlpConfig::new(format!("http://127.0.0.1:{port}")).max_attempts(10))
+        .build()
+        .unwrap();
+    tracing::dispatcher::with_default(&common::dispatch(layer), || {
+        info!(late = true, "sent when the collector is up");
+    });
+    let started = Instant::now();
+    recorder.trigger("second");
+    std::thread::sleep(Duration::from_millis(600));
+    let collector = Collector::start_on(port);
+    let output = collector.wait_for("sent when the collector is up", Duration::from_secs(30));
+    assert!(
+        output.contains("sent when the collector is up"),
+        "not delivered after {:?}: {output}",
+        started.elapsed()
+    );
+    assert!(recorder.flush_timeout(Duration::from_secs(5)));
+}
+
+/// A receiver that accepts connections and never answers: each attempt times out, the queue
+/// stays at its bound (the oldest windows dropped, and reported), triggers and recording never
+/// wait for it.
+#[test]
+fn a_collector_that_never_answers_times_out_and_the_queue_holds() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    let held = std::thread::spawn(move || {
+        let mut connections = Vec::new();
+        for stream in silent.incoming().take(8) {
+            connections.push(stream);
+        }
+        std::thread::sleep(Duration::from_secs(10));
+    });
+    let (on_dump, outcomes) = otlp_outcomes();
+    let (layer, recorder) = FlightRecorder::builder()
+        .max_bytes(1 << 20)
+        .write_dump_files(false)
+        .cooldown(Duration::ZERO)
+        .on_dump(on_dump)
+        .export_otlp(
+            OtlpConfig::new(format!("http://{addr}"))
+                .timeout(Duration::from_millis(500))
+                .max_attempts(1)
+                .max_queued(2),
+        )
+        .build()
+        .unwrap();
+    tracing::dispatcher::with_default(&common::dispatch(layer), || info!("a window"));
+    let started = Instant::now();
+    for i in 0..6 {
+        recorder.trigger(&format!("storm_{i}"));
+    }
+    recorder.flush();
+    let queued_in = started.elapsed();
+    let mut reports = Vec::new();
+    while reports.len() < 6 {
+        reports.push(outcomes.recv_timeout(Duration::from_secs(20)).unwrap());
+    }
+    let dropped = reports
+        .iter()
+        .filter(|o| {
+            o.error
+                .as_ref()
+                .is_some_and(|e| e.to_string().contains("dropped"))
+        })
+        .count();
+    let timed_out = reports
+        .iter()
+        .filter(|o| {
+            o.error
+                .as_ref()
+                .is_some_and(|e| e.to_string().contains("no answer within 500ms"))
+        })
+        .count();
+    assert_eq!(dropped + timed_out, 6, "{reports:#?}");
+    // At most one being sent and two waiting at any time: at least three dropped.
+    assert!(dropped >= 3, "{reports:#?}");
+    assert!(
+        queued_in < Duration::from_secs(2),
+        "the dump thread waited {queued_in:?}"
+    );
+    drop(held);
+}
+
+/// Export on demand, and the configurations that cannot work.
+#[test]
+fn export_now_and_refused_configurations() {
+    let collector = Collector::start();
+    let (layer, recorder) = FlightRecorder::builder()
+        .max_bytes(1 << 20)
+        .export_otlp(OtlpConfig::new(collector.endpoint()))
+        .build()
+        .unwrap();
+    tracing::dispatcher::with_default(&common::dispatch(layer), || {
+        info_span!("on_demand").in_scope(|| info!("now"));
+    });
+    let sent = recorder.export_otlp_now("operator").unwrap();
+    assert_eq!(sent.spans, 1);
+    assert!(sent.bytes > 100);
+    let output = collector.wait_for("on_demand", Duration::from_secs(10));
+    let spans = parse_spans(&output);
+    assert_eq!(spans[0].attribute("blackbox.reason"), "Str(operator)");
+
+    let (_, plain) = FlightRecorder::builder().build().unwrap();
+    let err = plain.export_otlp_now("x").unwrap_err();
+    assert_eq!(err.stage(), DumpStage::Export);
+    assert!(err.to_string().contains("export_otlp"), "{err}");
+
+    for builder in [
+        FlightRecorder::builder().write_dump_files(false),
+        FlightRecorder::builder().export_otlp(OtlpConfig::new("collector:4318")),
+        FlightRecorder::builder().export_otlp(OtlpConfig::new("http://c").max_queued(0)),
+    ] {
+        let err = builder.build().unwrap_err();
+        assert!(
+            matches!(err, tracing_blackbox::BuildError::Export { .. }),
+            "{err:?}"
+        );
+    }
+}
