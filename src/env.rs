@@ -128,11 +128,20 @@ fn apply_otlp(
         return Ok(());
     }
     // The traces endpoint is a full URL; the general one a base that gets `/v1/traces`.
-    let endpoint = own
-        .or_else(|| lookup("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
-        .or_else(|| lookup("OTEL_EXPORTER_OTLP_ENDPOINT"))
-        .filter(|v| !v.trim().is_empty());
-    if let Some(endpoint) = endpoint {
+    let endpoint = [
+        ("BLACKBOX_OTLP_ENDPOINT", own),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            lookup("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            lookup("OTEL_EXPORTER_OTLP_ENDPOINT"),
+        ),
+    ]
+    .into_iter()
+    .find_map(|(variable, value)| Some((variable, value.filter(|v| !v.trim().is_empty())?)));
+    if let Some((variable, endpoint)) = endpoint {
         let base = config
             .dumps
             .otlp
@@ -148,7 +157,7 @@ fn apply_otlp(
         otlp.resource = base.resource;
         otlp.trace_id_field = base.trace_id_field;
         if let Some(problem) = otlp.problem() {
-            return Err(invalid("BLACKBOX_OTLP_ENDPOINT", &endpoint, &problem));
+            return Err(invalid(variable, &endpoint, &problem));
         }
         config.dumps.otlp = Some(otlp);
     }

@@ -193,7 +193,8 @@ impl FlightRecorder {
             .export_now(&DumpContext::new(Reason::User(reason.to_owned())), capture)
     }
 
-    /// Waits until every queued dump has been written.
+    /// Waits until every queued dump has been written (and, with
+    /// [`export_otlp`](crate::Builder::export_otlp), sent or given up on).
     pub fn flush(&self) {
         while !self.flush_timeout(Duration::from_secs(3600)) {}
     }

@@ -1,5 +1,8 @@
 //! The seed's exercise end to end: run `examples/slow_tasks` and check its dumps.
 
+#[cfg(feature = "otlp")]
+#[path = "common/collector.rs"]
+mod collector;
 mod common;
 
 use std::path::PathBuf;
@@ -333,5 +336,41 @@ fn axum_service_dumps_slow_requests_with_their_spans() {
                 .iter()
                 .any(|x| x["args"]["fields"]["id"] == id)
         );
+    }
+}
+
+/// The exercise shipped to a real collector: each slow task's window arrives as spans of the
+/// service `slow_tasks`, and its file is written too.
+#[cfg(feature = "otlp")]
+#[test]
+fn otlp_export_sends_each_slow_tasks_window() {
+    let binary = example("otlp_export").expect("examples are built by `cargo test`");
+    let collector = collector::Collector::start();
+    let dir = tempfile::tempdir().unwrap();
+    // Seed 1 waits 488, 346, 214, 87 and 127 ms: two tasks are slow.
+    let output = Command::new(&binary)
+        .args(["--seed", "1", "--endpoint", &collector.endpoint()])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(stdout.matches("📤 Window sent to").count(), 2, "{stdout}");
+    assert_eq!(stdout.matches("📝 Trace saved to").count(), 2, "{stdout}");
+    let received = collector.wait_for("task-2", std::time::Duration::from_secs(10));
+    let spans = collector::parse_spans(&received);
+    let slow: Vec<_> = spans
+        .iter()
+        .filter(|s| s.name == "slow_operation" && s.attribute("blackbox.trigger") == "Bool(true)")
+        .collect();
+    assert_eq!(slow.len(), 2, "{received}");
+    for span in slow {
+        assert_eq!(span.resource["service.name"], "Str(slow_tasks)");
+        assert!(span.end - span.start >= 300_000_000, "{span:?}");
+        assert_eq!(span.attribute("blackbox.reason"), "Str(slow_span)");
     }
 }

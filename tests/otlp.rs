@@ -375,3 +375,83 @@ fn export_now_and_refused_configurations() {
         );
     }
 }
+
+fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    move |name| map.get(name).cloned()
+}
+
+/// The standard OpenTelemetry variables turn the export on and shape it;
+/// `BLACKBOX_OTLP_ENDPOINT` comes first, and `off` keeps it off.
+#[test]
+fn environment_variables_configure_the_export() {
+    let collector = Collector::start();
+    let (layer, recorder) = FlightRecorder::builder()
+        .with_env_from(vars(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.endpoint()),
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "x-team=core%20infra,authorization=Bearer%20t",
+            ),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "5000"),
+            ("OTEL_SERVICE_NAME", "from-env"),
+        ]))
+        .build()
+        .unwrap();
+    tracing::dispatcher::with_default(&common::dispatch(layer), || {
+        info_span!("configured_by_env").in_scope(|| info!("hello"));
+    });
+    recorder.export_otlp_now("env").unwrap();
+    let output = collector.wait_for("configured_by_env", Duration::from_secs(10));
+    let spans = parse_spans(&output);
+    assert_eq!(spans[0].resource["service.name"], "Str(from-env)");
+
+    // The blackbox variable wins over the standard ones; `off` turns the export off.
+    let (_, recorder) = FlightRecorder::builder()
+        .export_otlp(OtlpConfig::new("http://127.0.0.1:1"))
+        .with_env_from(vars(&[
+            ("BLACKBOX_OTLP_ENDPOINT", "off"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.endpoint()),
+        ]))
+        .build()
+        .unwrap();
+    let err = recorder.export_otlp_now("x").unwrap_err();
+    assert!(err.to_string().contains("no OTLP endpoint"), "{err}");
+    let (_, recorder) = FlightRecorder::builder()
+        .with_env_from(vars(&[
+            (
+                "BLACKBOX_OTLP_ENDPOINT",
+                &format!("{}/v1/traces", collector.endpoint()),
+            ),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1"),
+        ]))
+        .build()
+        .unwrap();
+    assert!(recorder.export_otlp_now("x").is_ok());
+
+    for (variable, value) in [
+        ("BLACKBOX_OTLP_ENDPOINT", "collector:4318"),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "brotli"),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "no-equals-sign"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "ten"),
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "ftp://collector"),
+    ] {
+        let err = FlightRecorder::builder()
+            .with_env_from(vars(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+                (variable, value),
+            ]))
+            .build()
+            .unwrap_err();
+        match err {
+            tracing_blackbox::BuildError::Env {
+                variable: named, ..
+            } => assert_eq!(named, variable),
+            other => panic!("{variable}={value}: {other:?}"),
+        }
+    }
+}

@@ -72,9 +72,11 @@ fn every_public_item_is_still_there() {
                 took,
                 error,
                 slow_span,
+                destination,
                 ..
             } = outcome;
             let _: (&String, &std::path::PathBuf, &u64, &Duration) = (reason, path, bytes, took);
+            let _ = matches!(destination, Destination::File | Destination::Otlp);
             let _: &Option<DumpError> = error;
             if let Some(SlowSpan {
                 name,
@@ -160,6 +162,7 @@ fn every_public_item_is_still_there() {
         DumpStage::Write,
         DumpStage::Persist,
         DumpStage::Callback,
+        DumpStage::Export,
     ] {
         assert!(!stage.to_string().is_empty());
     }
@@ -187,6 +190,9 @@ fn every_public_item_is_still_there() {
             message: "x".into(),
         },
         BuildError::DumpThread {
+            message: "x".into(),
+        },
+        BuildError::Export {
             message: "x".into(),
         },
     ];
@@ -273,6 +279,32 @@ fn every_public_item_is_still_there() {
     let mut checker = validate::Checker::default();
     let _: Result<(), validate::Violation> = checker.feed(&serde_json::json!({"ph": "M"}));
     let _: Result<validate::Summary, validate::Violation> = checker.finish();
+}
+
+#[cfg(feature = "otlp")]
+#[test]
+fn the_otlp_api_is_still_there() {
+    let _: &str = OtlpConfig::TRACES_PATH;
+    let _: Duration = OtlpConfig::DEFAULT_TIMEOUT;
+    let _: u32 = OtlpConfig::DEFAULT_MAX_ATTEMPTS;
+    let _: usize = OtlpConfig::DEFAULT_MAX_QUEUED;
+    let _: [&str; 7] = OTLP_ENV_VARS;
+    let config = OtlpConfig::new("http://127.0.0.1:4318")
+        .header("authorization", "Bearer t")
+        .gzip(true)
+        .timeout(Duration::from_secs(1))
+        .max_attempts(2)
+        .max_queued(2)
+        .service_name("s")
+        .resource_attribute("k", "v")
+        .trace_id_field("trace_id");
+    let _: &str = config.endpoint();
+    let _ = Builder::default()
+        .export_otlp(config)
+        .write_dump_files(false);
+    let _: fn(&FlightRecorder, &str) -> Result<ExportInfo, DumpError> =
+        FlightRecorder::export_otlp_now;
+    let _ = |info: ExportInfo| -> (String, usize, u64) { (info.endpoint, info.spans, info.bytes) };
 }
 
 #[cfg(feature = "http")]

@@ -201,6 +201,12 @@ impl Dumper {
                 Err(poisoned) => poisoned.into_inner().0,
             };
         }
+        drop(state);
+        // The windows the dump thread handed to the exporter, sent (or given up on) too.
+        #[cfg(feature = "otlp")]
+        if let Some(exporter) = &self.inner.otlp {
+            return exporter.flush_timeout(deadline.saturating_duration_since(Instant::now()));
+        }
         true
     }
 
