@@ -32,7 +32,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "config", "env", "recorder", "trigger", "dump", "record", "error",
         ],
     ),
-    ("analyze", &["validate", "atomic", "error"]),
+    (
+        "analyze",
+        &["validate", "dump", "record", "atomic", "error"],
+    ),
     ("validate", &[]),
 ];
 

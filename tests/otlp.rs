@@ -455,3 +455,112 @@ fn environment_variables_configure_the_export() {
         }
     }
 }
+
+/// `blackbox export` sends a dump file with the mapping of a live export: the same spans,
+/// parents, attributes, events and status as `export_otlp_now` of the same recording.
+#[cfg(feature = "cli")]
+#[test]
+fn a_dump_file_exports_like_the_live_window() {
+    let live = Collector::start();
+    let from_file = Collector::start();
+    let (layer, recorder) = FlightRecorder::builder()
+        .max_bytes(1 << 20)
+        .export_otlp(OtlpConfig::new(live.endpoint()).service_name("shop"))
+        .build()
+        .unwrap();
+    let dispatch = common::dispatch(layer);
+    tracing::dispatcher::with_default(&dispatch, || {
+        info!(phase = 1u64, "outside any span");
+        let linked = info_span!("linked", trace_id = "0af7651916cd43dd8448eb211c80319c");
+        let request = info_span!("request", path = "/a", n = 3u64, big = u64::MAX, ok = false);
+        request.follows_from(&linked);
+        request.in_scope(|| {
+            info_span!("child", ratio = 0.25, neg = -7i64).in_scope(|| {
+                warn!(retry = 2u64, "slow");
+                error!("broken");
+            });
+        });
+        request.record("path", "/b");
+    });
+    recorder.stop();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("window.json.gz");
+    recorder.dump_to_file(&file).unwrap();
+    recorder.export_otlp_now("manual").unwrap();
+
+    let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("blackbox"))
+        .args(["export", file.to_str().unwrap(), "--otlp", &from_file.endpoint()])
+        .args(["--service-name", "shop", "--header", "x-api-key=k", "--gzip"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.starts_with("Sent 4 spans ("), "{stdout}");
+
+    let key = |s: &ReceivedSpan| s.attribute("blackbox.span_id").to_owned();
+    let live_spans = parse_spans(&live.wait_for("broken", Duration::from_secs(10)));
+    let file_spans = parse_spans(&from_file.wait_for("broken", Duration::from_secs(10)));
+    assert_eq!(live_spans.len(), 4);
+    assert_eq!(file_spans.len(), 4);
+    let by_key: HashMap<String, &ReceivedSpan> = file_spans.iter().map(|s| (key(s), s)).collect();
+    for span in &live_spans {
+        let other = by_key[&key(span)];
+        assert_eq!(other.name, span.name);
+        if span.name != "blackbox.window" {
+            // (The window's own span has a random id.)
+            assert_eq!(other.id, span.id);
+        }
+        assert_eq!(other.parent_id, span.parent_id);
+        assert_eq!(other.status_code, span.status_code);
+        assert_eq!(other.status_message, span.status_message);
+        assert_eq!(other.start, span.start, "{}", span.name);
+        let mut a = span.attributes.clone();
+        let mut b = other.attributes.clone();
+        // The reason and the time of the snapshot are the only differences.
+        for map in [&mut a, &mut b] {
+            map.remove("blackbox.reason");
+        }
+        assert_eq!(a, b, "{}", span.name);
+        let names = |s: &ReceivedSpan| {
+            s.events
+                .iter()
+                .map(|e| (e.name.clone(), e.timestamp, e.attributes.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(other), names(span), "{}", span.name);
+        assert_eq!(other.links, span.links);
+        if span.name == "linked" {
+            assert_eq!(span.trace_id, "0af7651916cd43dd8448eb211c80319c");
+            assert_eq!(other.trace_id, span.trace_id);
+        }
+    }
+    let request = by_key[&key(spans_named(&live_spans, "request")[0])];
+    assert_eq!(request.attribute("path"), "Str(/b)");
+    assert_eq!(request.attribute("big"), format!("Str({})", u64::MAX));
+    assert_eq!(request.resource["service.name"], "Str(shop)");
+
+    // Not a dump, and a receiver that is not there: one line each, exit 2.
+    let junk = dir.path().join("junk.json");
+    std::fs::write(&junk, "[]").unwrap();
+    for (file, endpoint, expected) in [
+        (junk.to_str().unwrap(), from_file.endpoint(), "otherData.anchor"),
+        (
+            file.to_str().unwrap(),
+            "http://127.0.0.1:1".to_owned(),
+            "cannot send to the OTLP receiver",
+        ),
+    ] {
+        let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("blackbox"))
+            .args(["export", file, "--otlp", &endpoint])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+}

@@ -25,6 +25,12 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
+#[cfg(feature = "otlp")]
+mod otlp;
+#[cfg(feature = "otlp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
+pub use otlp::{ExportError, export_otlp};
+
 use crate::atomic::{FileModes, write_file};
 use crate::error::DumpError;
 use crate::validate::nanos;

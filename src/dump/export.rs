@@ -118,8 +118,10 @@ fn encode(
     capture: Capture,
 ) -> Result<(Vec<u8>, usize), DumpError> {
     let snapshot = Snapshot::decode(timebase, capture);
-    let encoded = otlp::encode(&snapshot, context, config);
+    let window = otlp::Window::from_snapshot(&snapshot, context);
     drop(snapshot);
+    let encoded = otlp::encode(&window, config);
+    drop(window);
     let body = otlp::request_body(config, encoded.body)
         .map_err(|e| DumpError::new(DumpStage::Export, config.endpoint(), e))?;
     Ok((body, encoded.spans))

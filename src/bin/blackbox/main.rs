@@ -1,4 +1,4 @@
-//! `blackbox`: summarize, query, validate, convert and open flight-recorder dumps.
+//! `blackbox`: summarize, query, validate, convert, open and export flight-recorder dumps.
 //!
 //! ```text
 //! cargo install --path . --features cli
@@ -27,7 +27,7 @@ use output::severity;
 #[command(
     name = "blackbox",
     version,
-    about = "Summarize, query, validate, convert and open tracing-blackbox dumps (and any Chrome trace JSON)."
+    about = "Summarize, query, validate, convert, open and export tracing-blackbox dumps (and read any Chrome trace JSON)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -103,6 +103,25 @@ enum Command {
         #[arg(long)]
         no_browser: bool,
     },
+    /// Send a dump to an OpenTelemetry receiver as OTLP spans, with the mapping of a live
+    /// export: for dumps written before export was on, or copied off a machine.
+    Export {
+        /// A dump: `.json` or `.json.gz`.
+        file: PathBuf,
+        /// The receiver: a base URL (`http://collector:4318`, to which `/v1/traces` is added)
+        /// or the full traces URL.
+        #[arg(long)]
+        otlp: String,
+        /// A header to send, `name=value` (repeatable): an API key, `authorization=Bearer …`.
+        #[arg(long = "header", value_parser = parse_header)]
+        headers: Vec<(String, String)>,
+        /// `service.name` of the resource (default: the process name the dump records).
+        #[arg(long)]
+        service_name: Option<String>,
+        /// Gzip the request.
+        #[arg(long)]
+        gzip: bool,
+    },
     /// Copy a dump, gzipping or gunzipping it: the output is gzipped when its name ends in
     /// `.gz`.
     Convert {
@@ -137,6 +156,16 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(number * scale))
 }
 
+fn parse_header(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: expected name=value"))?;
+    if name.trim().is_empty() {
+        return Err(format!("{text:?}: the header name is empty"));
+    }
+    Ok((name.trim().to_owned(), value.to_owned()))
+}
+
 /// Severity, higher is more severe: trace 0 … error 4.
 fn parse_level(text: &str) -> Result<u8, String> {
     severity(text).ok_or_else(|| format!("{text:?}: expected trace, debug, info, warn or error"))
@@ -155,6 +184,13 @@ fn main() -> ExitCode {
         Command::Events { file, level, json } => commands::events::events(&file, level, json),
         Command::Validate { file } => return commands::validate::validate(&file),
         Command::Convert { file, output } => commands::convert::convert(&file, &output),
+        Command::Export {
+            file,
+            otlp,
+            headers,
+            service_name,
+            gzip,
+        } => commands::export::export(&file, &otlp, headers, service_name, gzip),
         Command::Open {
             file,
             speedscope,
@@ -189,6 +225,10 @@ fn main() -> ExitCode {
             eprintln!("blackbox: {err}");
             ExitCode::from(2)
         }
+        Err(Failure::Export(err)) => {
+            eprintln!("blackbox: {err}");
+            ExitCode::from(2)
+        }
     }
 }
 
@@ -197,6 +237,8 @@ pub(crate) enum Failure {
     Output(io::Error),
     /// `open` could not listen or serve.
     Serve(io::Error),
+    /// `export` could not send.
+    Export(tracing_blackbox::DumpError),
 }
 
 impl From<LoadError> for Failure {

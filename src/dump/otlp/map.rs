@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::{Span, Status, span, status};
-use tracing_core::{Level, Metadata};
+use tracing_core::Metadata;
 
 use super::ids::{random_span_id, random_trace_id, span_id, trace_id_from_hex};
 use crate::dump::context::DumpContext;
@@ -15,210 +15,277 @@ use crate::record::encode::{Field, FieldValue};
 /// The name of the span that holds the events recorded outside any span.
 const WINDOW_SPAN: &str = "blackbox.window";
 
-/// A span being put together from its records.
-struct Draft {
-    metadata: Option<&'static Metadata<'static>>,
-    parent: Option<u64>,
-    tid: u64,
-    start_ns: u64,
-    end_ns: Option<u64>,
-    fields: Vec<Field>,
-    events: Vec<span::Event>,
-    follows: Vec<u64>,
+/// Where a span or event was written: its callsite.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Callsite {
+    pub(crate) name: String,
+    pub(crate) level: String,
+    pub(crate) target: String,
+    pub(crate) file: Option<String>,
+    pub(crate) line: Option<u32>,
+}
+
+impl Callsite {
+    fn of(metadata: &'static Metadata<'static>) -> Self {
+        Callsite {
+            name: metadata.name().to_owned(),
+            level: metadata.level().as_str().to_owned(),
+            target: metadata.target().to_owned(),
+            file: metadata.file().map(str::to_owned),
+            line: metadata.line(),
+        }
+    }
+}
+
+/// A span being put together from what was recorded of it.
+#[derive(Default)]
+pub(crate) struct Draft {
+    /// `None` when its creation is not in the window (it started before).
+    pub(crate) callsite: Option<Callsite>,
+    pub(crate) parent: Option<u64>,
+    pub(crate) tid: u64,
+    pub(crate) start_ns: u64,
+    /// `None` while still open at the snapshot.
+    pub(crate) end_ns: Option<u64>,
+    pub(crate) fields: Vec<(String, FieldValue)>,
+    pub(crate) events: Vec<span::Event>,
+    pub(crate) follows: Vec<u64>,
     /// The message of its first ERROR event.
-    error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
-impl Draft {
-    fn new(tid: u64, start_ns: u64) -> Self {
-        Draft {
-            metadata: None,
-            parent: None,
-            tid,
-            start_ns,
-            end_ns: None,
-            fields: Vec::new(),
-            events: Vec::new(),
-            follows: Vec::new(),
-            error: None,
-        }
-    }
+/// A window, from a snapshot or from a dump file: its spans by the recorder's ids, the events
+/// outside any span, and the facts about it. Timestamps are nanoseconds since the anchor.
+#[derive(Default)]
+pub(crate) struct Window {
+    pub(crate) anchor_unix_ns: u64,
+    pub(crate) window_start_ns: u64,
+    pub(crate) window_end_ns: u64,
+    pub(crate) drafts: HashMap<u64, Draft>,
+    /// Span ids in the order they were first seen.
+    pub(crate) order: Vec<u64>,
+    pub(crate) orphans: Vec<span::Event>,
+    pub(crate) orphan_error: Option<String>,
+    pub(crate) threads: HashMap<u64, String>,
+    /// The trigger and the counters, for the root of every trace.
+    pub(crate) facts: Vec<KeyValue>,
+    pub(crate) trigger_span: Option<u64>,
 }
 
-/// What the mapping needs besides the snapshot.
-pub(crate) struct Window<'a> {
-    pub(crate) snapshot: &'a Snapshot,
-    pub(crate) context: &'a DumpContext,
-    /// The field whose 32 hex digits, when a span has it, are its trace's id.
-    pub(crate) trace_id_field: &'a str,
-}
-
-/// The window's spans as OTLP spans, parents before children where both are in the window.
-pub(crate) fn spans(window: &Window<'_>) -> Vec<Span> {
-    let snapshot = window.snapshot;
-    let anchor = u64::try_from(snapshot.anchor.timestamp_nanos_opt().unwrap_or(0)).unwrap_or(0);
-    let unix = |ns: u64| anchor.saturating_add(ns);
-    let mut drafts: HashMap<u64, Draft> = HashMap::new();
-    let mut order: Vec<u64> = Vec::new();
-    let mut orphans: Vec<span::Event> = Vec::new();
-    let mut orphan_error = None;
-    let window_start = snapshot.window_start_ns;
-    let mut draft = |drafts: &mut HashMap<u64, Draft>, id: u64, tid: u64| {
-        drafts.entry(id).or_insert_with(|| {
+impl Window {
+    /// The draft of span `id`, created (as started before the window) if not seen yet.
+    pub(crate) fn draft(&mut self, id: u64, tid: u64) -> &mut Draft {
+        let start = self.window_start_ns;
+        let order = &mut self.order;
+        self.drafts.entry(id).or_insert_with(|| {
             order.push(id);
-            // Seen before its creation: it started before the window opened.
-            Draft::new(tid, window_start)
-        });
-    };
-    for record in &snapshot.records {
-        let ts = record.timestamp_ns;
-        match &record.kind {
-            RecordKind::NewSpan {
-                span,
-                parent,
-                metadata,
-                fields,
-            } => {
-                draft(&mut drafts, *span, record.tid);
-                let d = drafts.get_mut(span).expect("just inserted");
-                d.metadata = Some(metadata);
-                d.parent = *parent;
-                d.tid = record.tid;
-                d.start_ns = ts;
-                d.fields.clone_from(fields);
+            Draft {
+                tid,
+                start_ns: start,
+                ..Draft::default()
             }
-            RecordKind::Record { span, fields } => {
-                draft(&mut drafts, *span, record.tid);
-                let d = drafts.get_mut(span).expect("just inserted");
-                for field in fields {
-                    match d.fields.iter_mut().find(|f| f.name == field.name) {
-                        Some(old) => old.value = field.value.clone(),
-                        None => d.fields.push(field.clone()),
-                    }
+        })
+    }
+
+    /// An event: on its span, or among those outside any span.
+    pub(crate) fn add_event(
+        &mut self,
+        span: Option<u64>,
+        tid: u64,
+        event: (span::Event, Option<String>),
+    ) {
+        let (event, error) = event;
+        match span {
+            Some(span) => {
+                let draft = self.draft(span, tid);
+                if draft.error.is_none() {
+                    draft.error = error;
                 }
+                draft.events.push(event);
             }
-            RecordKind::Close { span } => {
-                draft(&mut drafts, *span, record.tid);
-                drafts.get_mut(span).expect("just inserted").end_ns = Some(ts);
-            }
-            RecordKind::FollowsFrom { span, follows } => {
-                draft(&mut drafts, *span, record.tid);
-                drafts
-                    .get_mut(span)
-                    .expect("just inserted")
-                    .follows
-                    .push(*follows);
-            }
-            RecordKind::Enter { span } | RecordKind::Exit { span } => {
-                draft(&mut drafts, *span, record.tid);
-            }
-            RecordKind::Event {
-                span,
-                metadata,
-                fields,
-                ..
-            } => {
-                let (event, error) = event(metadata, fields, unix(ts), record.tid);
-                match span {
-                    Some(span) => {
-                        draft(&mut drafts, *span, record.tid);
-                        let d = drafts.get_mut(span).expect("just inserted");
-                        if d.error.is_none() {
-                            d.error = error;
-                        }
-                        d.events.push(event);
-                    }
-                    None => {
-                        if orphan_error.is_none() {
-                            orphan_error = error;
-                        }
-                        orphans.push(event);
-                    }
+            None => {
+                if self.orphan_error.is_none() {
+                    self.orphan_error = error;
                 }
+                self.orphans.push(event);
             }
         }
     }
 
-    let threads: HashMap<u64, &str> = snapshot
-        .threads
-        .iter()
-        .map(|t| (t.tid, t.name.as_str()))
-        .collect();
-    let trace_ids = assign_trace_ids(&drafts, &order, window.trace_id_field);
-    let window_attributes = window_attributes(window);
-    let trigger_span = window.context.trigger.as_ref().map(|t| t.span_id);
-    let window_end = snapshot.window_end_ns;
-    let mut out = Vec::with_capacity(order.len() + 1);
-    for id in &order {
-        let d = &drafts[id];
-        let parent = d.parent.filter(|p| drafts.contains_key(p));
-        let mut attributes: Vec<KeyValue> = d.fields.iter().map(field_attribute).collect();
-        attributes.push(int("blackbox.span_id", *id));
-        attributes.push(int("thread.id", d.tid));
-        if let Some(name) = threads.get(&d.tid) {
-            attributes.push(string("thread.name", name));
-        }
-        match d.metadata {
-            Some(metadata) => attributes.extend(callsite(metadata)),
-            None => attributes.push(boolean("blackbox.start_evicted", true)),
-        }
-        if d.end_ns.is_none() {
-            attributes.push(boolean("blackbox.incomplete", true));
-        }
-        if trigger_span == Some(*id) {
-            attributes.push(boolean("blackbox.trigger", true));
-        }
-        if parent.is_none() {
-            attributes.extend(window_attributes.iter().cloned());
-        }
-        out.push(Span {
-            trace_id: trace_ids[id].to_vec(),
-            span_id: span_id(*id).to_vec(),
-            parent_span_id: parent.map(|p| span_id(p).to_vec()).unwrap_or_default(),
-            name: d
-                .metadata
-                .map_or("(started before the window)", |m| m.name())
-                .to_owned(),
-            kind: span::SpanKind::Internal as i32,
-            start_time_unix_nano: unix(d.start_ns),
-            end_time_unix_nano: unix(d.end_ns.unwrap_or(window_end).max(d.start_ns)),
-            attributes,
-            events: d.events.clone(),
-            links: d
-                .follows
+    /// The window of a decoded snapshot.
+    pub(crate) fn from_snapshot(snapshot: &Snapshot, context: &DumpContext) -> Self {
+        let mut window = Window {
+            anchor_unix_ns: u64::try_from(snapshot.anchor.timestamp_nanos_opt().unwrap_or(0))
+                .unwrap_or(0),
+            window_start_ns: snapshot.window_start_ns,
+            window_end_ns: snapshot.window_end_ns,
+            threads: snapshot
+                .threads
                 .iter()
-                .filter_map(|f| {
-                    Some(span::Link {
-                        trace_id: trace_ids.get(f)?.to_vec(),
-                        span_id: span_id(*f).to_vec(),
-                        ..Default::default()
-                    })
-                })
+                .map(|t| (t.tid, t.name.clone()))
                 .collect(),
-            status: d.error.as_ref().map(|message| error_status(message)),
-            ..Default::default()
-        });
+            facts: facts(
+                context.reason.as_str(),
+                [
+                    snapshot.counters.written,
+                    snapshot.counters.overwritten,
+                    snapshot.counters.dropped,
+                    context.suppressed,
+                ],
+                context.trigger.as_ref().map(|t| {
+                    (
+                        t.span_id,
+                        t.threshold_nanos as f64 / 1e6,
+                        t.duration_nanos as f64 / 1e6,
+                    )
+                }),
+            ),
+            trigger_span: context.trigger.as_ref().map(|t| t.span_id),
+            ..Window::default()
+        };
+        let owned = |fields: &[Field]| -> Vec<(String, FieldValue)> {
+            fields
+                .iter()
+                .map(|f| (f.name.to_owned(), f.value.clone()))
+                .collect()
+        };
+        for record in &snapshot.records {
+            let (ts, tid) = (record.timestamp_ns, record.tid);
+            match &record.kind {
+                RecordKind::NewSpan {
+                    span,
+                    parent,
+                    metadata,
+                    fields,
+                } => {
+                    let d = window.draft(*span, tid);
+                    d.callsite = Some(Callsite::of(metadata));
+                    d.parent = *parent;
+                    d.tid = tid;
+                    d.start_ns = ts;
+                    d.fields = owned(fields);
+                }
+                RecordKind::Record { span, fields } => {
+                    let d = window.draft(*span, tid);
+                    for (name, value) in owned(fields) {
+                        match d.fields.iter_mut().find(|(n, _)| *n == name) {
+                            Some(old) => old.1 = value,
+                            None => d.fields.push((name, value)),
+                        }
+                    }
+                }
+                RecordKind::Close { span } => window.draft(*span, tid).end_ns = Some(ts),
+                RecordKind::FollowsFrom { span, follows } => {
+                    window.draft(*span, tid).follows.push(*follows);
+                }
+                RecordKind::Enter { span } | RecordKind::Exit { span } => {
+                    window.draft(*span, tid);
+                }
+                RecordKind::Event {
+                    span,
+                    metadata,
+                    fields,
+                    ..
+                } => {
+                    let message = fields.iter().find(|f| f.name == "message");
+                    let name =
+                        message.map_or_else(|| metadata.name().to_owned(), |f| f.value.to_string());
+                    let fields: Vec<(String, FieldValue)> = fields
+                        .iter()
+                        .filter(|f| f.name != "message")
+                        .map(|f| (f.name.to_owned(), f.value.clone()))
+                        .collect();
+                    let unix = window.anchor_unix_ns.saturating_add(ts);
+                    let event = event(name, &Callsite::of(metadata), &fields, unix, tid);
+                    window.add_event(*span, tid, event);
+                }
+            }
+        }
+        window
     }
-    if !orphans.is_empty() {
-        let mut attributes = vec![string(
-            "blackbox.note",
-            "events recorded outside any span, in the window they were recorded in",
-        )];
-        attributes.extend(window_attributes);
-        out.push(Span {
-            trace_id: random_trace_id().to_vec(),
-            span_id: random_span_id().to_vec(),
-            name: WINDOW_SPAN.to_owned(),
-            kind: span::SpanKind::Internal as i32,
-            start_time_unix_nano: unix(window_start),
-            end_time_unix_nano: unix(window_end.max(window_start)),
-            attributes,
-            events: orphans,
-            status: orphan_error.as_ref().map(|message| error_status(message)),
-            ..Default::default()
-        });
+
+    /// The window's spans as OTLP spans; trace ids from `trace_id_field` where a span has it.
+    pub(crate) fn spans(&self, trace_id_field: &str) -> Vec<Span> {
+        let unix = |ns: u64| self.anchor_unix_ns.saturating_add(ns);
+        let drafts = &self.drafts;
+        let trace_ids = assign_trace_ids(drafts, &self.order, trace_id_field);
+        let mut out = Vec::with_capacity(self.order.len() + 1);
+        for id in &self.order {
+            let d = &drafts[id];
+            let parent = d.parent.filter(|p| drafts.contains_key(p));
+            let mut attributes: Vec<KeyValue> = d
+                .fields
+                .iter()
+                .map(|(name, value)| field_attribute(name, value))
+                .collect();
+            attributes.push(int("blackbox.span_id", *id));
+            attributes.push(int("thread.id", d.tid));
+            if let Some(name) = self.threads.get(&d.tid) {
+                attributes.push(string("thread.name", name));
+            }
+            match &d.callsite {
+                Some(callsite) => attributes.extend(callsite_attributes(callsite)),
+                None => attributes.push(boolean("blackbox.start_evicted", true)),
+            }
+            if d.end_ns.is_none() {
+                attributes.push(boolean("blackbox.incomplete", true));
+            }
+            if self.trigger_span == Some(*id) {
+                attributes.push(boolean("blackbox.trigger", true));
+            }
+            if parent.is_none() {
+                attributes.extend(self.facts.iter().cloned());
+            }
+            out.push(Span {
+                trace_id: trace_ids[id].to_vec(),
+                span_id: span_id(*id).to_vec(),
+                parent_span_id: parent.map(|p| span_id(p).to_vec()).unwrap_or_default(),
+                name: d
+                    .callsite
+                    .as_ref()
+                    .map_or("(started before the window)", |c| c.name.as_str())
+                    .to_owned(),
+                kind: span::SpanKind::Internal as i32,
+                start_time_unix_nano: unix(d.start_ns),
+                end_time_unix_nano: unix(d.end_ns.unwrap_or(self.window_end_ns).max(d.start_ns)),
+                attributes,
+                events: d.events.clone(),
+                links: d
+                    .follows
+                    .iter()
+                    .filter_map(|f| {
+                        Some(span::Link {
+                            trace_id: trace_ids.get(f)?.to_vec(),
+                            span_id: span_id(*f).to_vec(),
+                            ..Default::default()
+                        })
+                    })
+                    .collect(),
+                status: d.error.as_deref().map(error_status),
+                ..Default::default()
+            });
+        }
+        if !self.orphans.is_empty() {
+            let mut attributes = vec![string(
+                "blackbox.note",
+                "events recorded outside any span, in the window they were recorded in",
+            )];
+            attributes.extend(self.facts.iter().cloned());
+            out.push(Span {
+                trace_id: random_trace_id().to_vec(),
+                span_id: random_span_id().to_vec(),
+                name: WINDOW_SPAN.to_owned(),
+                kind: span::SpanKind::Internal as i32,
+                start_time_unix_nano: unix(self.window_start_ns),
+                end_time_unix_nano: unix(self.window_end_ns.max(self.window_start_ns)),
+                attributes,
+                events: self.orphans.clone(),
+                status: self.orphan_error.as_deref().map(error_status),
+                ..Default::default()
+            });
+        }
+        out
     }
-    out
 }
 
 /// A span's trace: from its own `trace_id` field, else its parent's (when in the window),
@@ -268,8 +335,8 @@ fn own_trace_id(draft: &Draft, field: &str) -> Option<[u8; 16]> {
     draft
         .fields
         .iter()
-        .find(|f| f.name == field)
-        .and_then(|f| match &f.value {
+        .find(|(name, _)| name == field)
+        .and_then(|(_, value)| match value {
             FieldValue::Str(text) => trace_id_from_hex(text),
             FieldValue::U128(v) if *v != 0 => Some(v.to_be_bytes()),
             _ => None,
@@ -277,22 +344,23 @@ fn own_trace_id(draft: &Draft, field: &str) -> Option<[u8; 16]> {
 }
 
 /// An event as a span event; the message of an ERROR event, for the span's status.
-fn event(
-    metadata: &'static Metadata<'static>,
-    fields: &[Field],
+pub(crate) fn event(
+    name: String,
+    callsite: &Callsite,
+    fields: &[(String, FieldValue)],
     time_unix_nano: u64,
     tid: u64,
 ) -> (span::Event, Option<String>) {
-    let message = fields.iter().find(|f| f.name == "message");
-    let name = message.map_or_else(|| metadata.name().to_owned(), |f| f.value.to_string());
     let mut attributes: Vec<KeyValue> = fields
         .iter()
-        .filter(|f| f.name != "message")
-        .map(field_attribute)
+        .map(|(name, value)| field_attribute(name, value))
         .collect();
-    attributes.extend(callsite(metadata));
+    attributes.extend(callsite_attributes(callsite));
     attributes.push(int("thread.id", tid));
-    let error = (*metadata.level() == Level::ERROR).then(|| name.clone());
+    let error = callsite
+        .level
+        .eq_ignore_ascii_case("ERROR")
+        .then(|| name.clone());
     (
         span::Event {
             time_unix_nano,
@@ -304,40 +372,38 @@ fn event(
     )
 }
 
-/// The trigger and the counters, on the root of every trace of the window.
-fn window_attributes(window: &Window<'_>) -> Vec<KeyValue> {
-    let snapshot = window.snapshot;
-    let context = window.context;
+/// The trigger and the counters (written, overwritten, dropped, suppressed), for the root of
+/// every trace of the window; the trigger as (span id, threshold ms, duration ms).
+pub(crate) fn facts(
+    reason: &str,
+    counters: [u64; 4],
+    trigger: Option<(u64, f64, f64)>,
+) -> Vec<KeyValue> {
+    let [written, overwritten, dropped, suppressed] = counters;
     let mut attributes = vec![
-        string("blackbox.reason", context.reason.as_str()),
-        int("blackbox.written", snapshot.counters.written),
-        int("blackbox.overwritten", snapshot.counters.overwritten),
-        int("blackbox.dropped", snapshot.counters.dropped),
-        int("blackbox.suppressed", context.suppressed),
+        string("blackbox.reason", reason),
+        int("blackbox.written", written),
+        int("blackbox.overwritten", overwritten),
+        int("blackbox.dropped", dropped),
+        int("blackbox.suppressed", suppressed),
     ];
-    if let Some(trigger) = &context.trigger {
-        attributes.push(double(
-            "blackbox.threshold_ms",
-            trigger.threshold_nanos as f64 / 1e6,
-        ));
-        attributes.push(double(
-            "blackbox.duration_ms",
-            trigger.duration_nanos as f64 / 1e6,
-        ));
-        attributes.push(int("blackbox.trigger_span_id", trigger.span_id));
+    if let Some((span, threshold_ms, duration_ms)) = trigger {
+        attributes.push(double("blackbox.threshold_ms", threshold_ms));
+        attributes.push(double("blackbox.duration_ms", duration_ms));
+        attributes.push(int("blackbox.trigger_span_id", span));
     }
     attributes
 }
 
-fn callsite(metadata: &'static Metadata<'static>) -> Vec<KeyValue> {
+fn callsite_attributes(callsite: &Callsite) -> Vec<KeyValue> {
     let mut attributes = vec![
-        string("level", metadata.level().as_str()),
-        string("code.namespace", metadata.target()),
+        string("level", &callsite.level),
+        string("code.namespace", &callsite.target),
     ];
-    if let Some(file) = metadata.file() {
+    if let Some(file) = &callsite.file {
         attributes.push(string("code.filepath", file));
     }
-    if let Some(line) = metadata.line() {
+    if let Some(line) = callsite.line {
         attributes.push(int("code.lineno", u64::from(line)));
     }
     attributes
@@ -351,8 +417,8 @@ fn error_status(message: &str) -> Status {
 }
 
 /// A field as a typed attribute: integers that fit as integers, the others as text.
-fn field_attribute(field: &Field) -> KeyValue {
-    let value = match &field.value {
+fn field_attribute(name: &str, value: &FieldValue) -> KeyValue {
+    let value = match value {
         FieldValue::U64(v) => match i64::try_from(*v) {
             Ok(v) => any_value::Value::IntValue(v),
             Err(_) => any_value::Value::StringValue(v.to_string()),
@@ -363,7 +429,7 @@ fn field_attribute(field: &Field) -> KeyValue {
         FieldValue::Str(v) => any_value::Value::StringValue(v.clone()),
         other => any_value::Value::StringValue(other.to_string()),
     };
-    key_value(field.name, value)
+    key_value(name, value)
 }
 
 pub(crate) fn key_value(key: &str, value: any_value::Value) -> KeyValue {

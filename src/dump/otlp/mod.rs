@@ -16,9 +16,10 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 use prost::Message;
 
-use crate::dump::context::DumpContext;
-use crate::dump::snapshot::Snapshot;
 pub(crate) use deliver::{Delivered, Delivery, Exporter, send};
+pub(crate) use map::Window;
+#[cfg(feature = "analyze")]
+pub(crate) use map::{Callsite, event, facts};
 
 /// Where and how windows are exported as OTLP spans: given to
 /// [`Builder::export_otlp`](crate::Builder::export_otlp).
@@ -190,13 +191,9 @@ pub(crate) fn request_body(config: &OtlpConfig, encoded: Vec<u8>) -> std::io::Re
     gz.finish()
 }
 
-/// The window of `snapshot` as one `ExportTraceServiceRequest`, protobuf-encoded.
-pub(crate) fn encode(snapshot: &Snapshot, context: &DumpContext, config: &OtlpConfig) -> Encoded {
-    let spans = map::spans(&map::Window {
-        snapshot,
-        context,
-        trace_id_field: &config.trace_id_field,
-    });
+/// A window as one `ExportTraceServiceRequest`, protobuf-encoded.
+pub(crate) fn encode(window: &Window, config: &OtlpConfig) -> Encoded {
+    let spans = window.spans(&config.trace_id_field);
     let count = spans.len();
     let request = ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
