@@ -1,10 +1,12 @@
 //! Snapshot and dump costs on a full default (10 MiB) buffer:
 //! - the stall a recording thread sees while another thread snapshots and dumps (p50/p99/max
 //!   of one `info!` call, with and without dumps running);
-//! - dump encoding throughput to `io::sink` (gzip off).
+//! - dump encoding throughput to `io::sink` (gzip off);
+//! - with `--features otlp`: the same window exported as OTLP (protobuf, plain and gzipped) to
+//!   a local receiver that accepts everything (axum): time and bytes, against the JSON dump.
 //!
-//! Run: `cargo bench --bench snapshot`. Plain `main`, no criterion: the stall is a latency
-//! distribution, not a mean.
+//! Run: `cargo bench --bench snapshot [--features otlp]`. Plain `main`, no criterion: the
+//! stall is a latency distribution, not a mean.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -124,4 +126,68 @@ fn main() {
         rates[9],
         if rates[5] >= 100.0 { "met" } else { "MISSED" }
     );
+    #[cfg(feature = "otlp")]
+    otlp_export();
+}
+
+/// The full window as OTLP, ten times each plain and gzipped, to a receiver that answers 200
+/// to anything: median time of `export_otlp_now` (snapshot, decode, map, encode, send) and the
+/// request's size, against the JSON dump's.
+#[cfg(feature = "otlp")]
+fn otlp_export() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let addr = listener.local_addr().expect("its address");
+    listener.set_nonblocking(true).expect("non-blocking");
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async move {
+            let app = axum::Router::new()
+                .route(
+                    "/v1/traces",
+                    axum::routing::post(|body: axum::body::Bytes| async move { drop(body) }),
+                )
+                .layer(axum::extract::DefaultBodyLimit::max(1 << 30));
+            let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+            axum::serve(listener, app).await.expect("serve");
+        });
+    });
+    for gzip in [false, true] {
+        let (layer, recorder) = FlightRecorder::builder()
+            .export_otlp(tracing_blackbox::OtlpConfig::new(format!("http://{addr}")).gzip(gzip))
+            .build()
+            .expect("valid");
+        fill(
+            &recorder,
+            &Dispatch::new(tracing_subscriber::registry().with(layer)),
+        );
+        let json_bytes = recorder.write_to(io::sink()).expect("dump to sink");
+        let mut times = Vec::new();
+        let mut sent = None;
+        for _ in 0..10 {
+            let start = Instant::now();
+            sent = Some(
+                recorder
+                    .export_otlp_now("bench")
+                    .expect("the sink takes it"),
+            );
+            times.push(start.elapsed());
+        }
+        times.sort();
+        let sent = sent.expect("ten exports");
+        println!(
+            "OTLP export of the full window{}: {} spans, {:.1} MB ({:.2}× the JSON dump's {:.1} MB); \
+             export_otlp_now median {:.0} ms (min {:.0}, max {:.0})",
+            if gzip { ", gzipped" } else { "" },
+            sent.spans,
+            sent.bytes as f64 / 1e6,
+            sent.bytes as f64 / json_bytes as f64,
+            json_bytes as f64 / 1e6,
+            times[5].as_secs_f64() * 1e3,
+            times[0].as_secs_f64() * 1e3,
+            times[9].as_secs_f64() * 1e3,
+        );
+    }
 }

@@ -489,8 +489,19 @@ fn a_dump_file_exports_like_the_live_window() {
     recorder.export_otlp_now("manual").unwrap();
 
     let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("blackbox"))
-        .args(["export", file.to_str().unwrap(), "--otlp", &from_file.endpoint()])
-        .args(["--service-name", "shop", "--header", "x-api-key=k", "--gzip"])
+        .args([
+            "export",
+            file.to_str().unwrap(),
+            "--otlp",
+            &from_file.endpoint(),
+        ])
+        .args([
+            "--service-name",
+            "shop",
+            "--header",
+            "x-api-key=k",
+            "--gzip",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -547,7 +558,11 @@ fn a_dump_file_exports_like_the_live_window() {
     let junk = dir.path().join("junk.json");
     std::fs::write(&junk, "[]").unwrap();
     for (file, endpoint, expected) in [
-        (junk.to_str().unwrap(), from_file.endpoint(), "otherData.anchor"),
+        (
+            junk.to_str().unwrap(),
+            from_file.endpoint(),
+            "otherData.anchor",
+        ),
         (
             file.to_str().unwrap(),
             "http://127.0.0.1:1".to_owned(),

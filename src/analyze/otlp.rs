@@ -82,7 +82,7 @@ pub fn export_otlp(path: impl AsRef<Path>, config: &OtlpConfig) -> Result<Export
     let other = info.other_data.unwrap_or(Value::Null);
     finish(&mut window, &other)
         .map_err(|problem| ExportError::Load(LoadError::new(path, problem)))?;
-    let encoded = otlp::encode(&window, config);
+    let encoded = otlp::encode(&mut window, config);
     let body = otlp::request_body(config, encoded.body).map_err(|e| {
         ExportError::Send(DumpError::new(
             crate::error::DumpStage::Export,

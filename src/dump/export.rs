@@ -118,9 +118,9 @@ fn encode(
     capture: Capture,
 ) -> Result<(Vec<u8>, usize), DumpError> {
     let snapshot = Snapshot::decode(timebase, capture);
-    let window = otlp::Window::from_snapshot(&snapshot, context);
+    let mut window = otlp::Window::from_snapshot(&snapshot, context);
     drop(snapshot);
-    let encoded = otlp::encode(&window, config);
+    let encoded = otlp::encode(&mut window, config);
     drop(window);
     let body = otlp::request_body(config, encoded.body)
         .map_err(|e| DumpError::new(DumpStage::Export, config.endpoint(), e))?;

@@ -205,7 +205,14 @@ impl Window {
     }
 
     /// The window's spans as OTLP spans; trace ids from `trace_id_field` where a span has it.
-    pub(crate) fn spans(&self, trace_id_field: &str) -> Vec<Span> {
+    /// (The events move into the spans: the window is left without them.)
+    pub(crate) fn spans(&mut self, trace_id_field: &str) -> Vec<Span> {
+        let mut events: HashMap<u64, Vec<span::Event>> = self
+            .drafts
+            .iter_mut()
+            .map(|(id, d)| (*id, std::mem::take(&mut d.events)))
+            .collect();
+        let orphans = std::mem::take(&mut self.orphans);
         let unix = |ns: u64| self.anchor_unix_ns.saturating_add(ns);
         let drafts = &self.drafts;
         let trace_ids = assign_trace_ids(drafts, &self.order, trace_id_field);
@@ -249,7 +256,7 @@ impl Window {
                 start_time_unix_nano: unix(d.start_ns),
                 end_time_unix_nano: unix(d.end_ns.unwrap_or(self.window_end_ns).max(d.start_ns)),
                 attributes,
-                events: d.events.clone(),
+                events: events.remove(id).unwrap_or_default(),
                 links: d
                     .follows
                     .iter()
@@ -265,7 +272,7 @@ impl Window {
                 ..Default::default()
             });
         }
-        if !self.orphans.is_empty() {
+        if !orphans.is_empty() {
             let mut attributes = vec![string(
                 "blackbox.note",
                 "events recorded outside any span, in the window they were recorded in",
@@ -279,7 +286,7 @@ impl Window {
                 start_time_unix_nano: unix(self.window_start_ns),
                 end_time_unix_nano: unix(self.window_end_ns.max(self.window_start_ns)),
                 attributes,
-                events: self.orphans.clone(),
+                events: orphans,
                 status: self.orphan_error.as_deref().map(error_status),
                 ..Default::default()
             });

@@ -192,7 +192,7 @@ pub(crate) fn request_body(config: &OtlpConfig, encoded: Vec<u8>) -> std::io::Re
 }
 
 /// A window as one `ExportTraceServiceRequest`, protobuf-encoded.
-pub(crate) fn encode(window: &Window, config: &OtlpConfig) -> Encoded {
+pub(crate) fn encode(window: &mut Window, config: &OtlpConfig) -> Encoded {
     let spans = window.spans(&config.trace_id_field);
     let count = spans.len();
     let request = ExportTraceServiceRequest {
