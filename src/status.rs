@@ -29,11 +29,12 @@ pub struct RecorderStatus {
     pub dropped: u64,
     /// Triggers suppressed (cooldown, full queue, top-N) since the last triggered dump.
     pub suppressed: u64,
-    /// Dump files written since the start (triggered, manual into a directory, panic).
+    /// Dumps written since the start: files (triggered, manual into a directory, panic) and
+    /// windows exported to OTLP.
     pub dumps_written: u64,
-    /// Dump files that failed since the start.
+    /// Dumps that failed since the start (files, and OTLP exports).
     pub dumps_failed: u64,
-    /// The latest dump file's outcome, and when it was reported.
+    /// The latest dump's outcome (a file or an export), and when it was reported.
     pub last_dump: Option<(SystemTime, DumpOutcome)>,
 }
 
