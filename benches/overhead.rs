@@ -87,11 +87,14 @@ const SETUPS: [&str; 6] = [
 ];
 
 /// Our layer configured otherwise, in the single-thread groups only: every span timed by a
-/// latency threshold that never fires, and the recorder switched off (`BLACKBOX=0`).
-const VARIANTS: [&str; 3] = [
+/// latency threshold that never fires, the recorder switched off (`BLACKBOX=0`), no
+/// redaction, and (with `--features otlp`) OTLP export configured but never triggered.
+const VARIANTS: &[&str] = &[
     "blackbox_threshold",
     "blackbox_off",
     "blackbox_no_redaction",
+    #[cfg(feature = "otlp")]
+    "blackbox_otlp",
 ];
 
 /// A fresh subscriber for one benchmark. Each is dropped before the next is made: dropping
@@ -136,9 +139,17 @@ fn setup(name: &'static str) -> Setup {
                 None,
             )
         }
-        "blackbox_threshold" | "blackbox_off" | "blackbox_no_redaction" => {
+        "blackbox_threshold" | "blackbox_off" | "blackbox_no_redaction" | "blackbox_otlp" => {
             let builder = tracing_blackbox::FlightRecorder::builder();
-            let builder = if name == "blackbox_off" {
+            #[cfg(feature = "otlp")]
+            let builder = if name == "blackbox_otlp" {
+                builder.export_otlp(tracing_blackbox::OtlpConfig::new("http://127.0.0.1:4318"))
+            } else {
+                builder
+            };
+            let builder = if name == "blackbox_otlp" {
+                builder
+            } else if name == "blackbox_off" {
                 builder.enabled(false)
             } else if name == "blackbox_no_redaction" {
                 builder.redact_fields(Vec::<String>::new())
@@ -229,7 +240,7 @@ fn overhead(c: &mut Criterion) {
         ("span_lifecycle", 2),
     ] {
         let mut group = c.benchmark_group(group_name);
-        for name in SETUPS.iter().chain(&VARIANTS).copied() {
+        for name in SETUPS.iter().chain(VARIANTS).copied() {
             let setup = setup(name);
             tracing::dispatcher::with_default(&setup.dispatch, || {
                 group.bench_function(setup.name, |b| {
