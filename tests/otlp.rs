@@ -579,3 +579,120 @@ fn a_dump_file_exports_like_the_live_window() {
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
     }
 }
+
+/// A panic's dump is also exported, best effort: the hook waits for it briefly, so the window
+/// arrives even though the process is ending.
+#[test]
+fn a_panic_sends_its_window_before_the_process_ends() {
+    const CHILD: &str = "BLACKBOX_OTLP_PANIC_CHILD";
+    if let Ok(endpoint) = std::env::var(CHILD) {
+        let dir = tempfile::tempdir().unwrap();
+        let (layer, _recorder) = FlightRecorder::builder()
+            .max_bytes(1 << 20)
+            .dump_dir(dir.path())
+            .dump_on_panic()
+            .export_otlp(OtlpConfig::new(endpoint))
+            .build()
+            .unwrap();
+        tracing::subscriber::set_global_default(tracing_subscriber::layer::SubscriberExt::with(
+            tracing_subscriber::registry(),
+            layer,
+        ))
+        .unwrap();
+        let _span = info_span!("doomed_request", id = 7u64).entered();
+        info!("about to fail");
+        panic!("the last straw");
+    }
+    let collector = Collector::start();
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_panic_sends_its_window_before_the_process_ends",
+            "--nocapture",
+        ])
+        .env(CHILD, collector.endpoint())
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "the child panics");
+    let received = collector.wait_for("about to fail", Duration::from_secs(10));
+    let spans = parse_spans(&received);
+    let doomed = spans_named(&spans, "doomed_request");
+    assert_eq!(doomed.len(), 1, "{received}");
+    assert_eq!(doomed[0].attribute("blackbox.reason"), "Str(panic)");
+    assert_eq!(doomed[0].attribute("blackbox.incomplete"), "Bool(true)");
+    assert_eq!(doomed[0].events[0].name, "about to fail");
+}
+
+/// Against a receiver that answers 503 (with `Retry-After`), then 429, then 200: retried,
+/// and sent; one that answers 400 is not retried, and its answer is in the error.
+#[test]
+fn busy_answers_are_retried_and_refusals_are_not() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    fn scripted(answers: Vec<&'static str>) -> (String, std::thread::JoinHandle<Vec<usize>>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let server = std::thread::spawn(move || {
+            let mut bodies = Vec::new();
+            for answer in answers {
+                let (stream, _) = listener.accept().unwrap();
+                let mut reader = BufReader::new(stream);
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    if line == "\r\n" || line.is_empty() {
+                        break;
+                    }
+                    if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = value.trim().parse().unwrap();
+                    }
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                bodies.push(body.len());
+                reader.get_mut().write_all(answer.as_bytes()).unwrap();
+            }
+            bodies
+        });
+        (endpoint, server)
+    }
+    let ok = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    let busy = "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    let slow_down =
+        "HTTP/1.1 429 Too Many Requests\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    let refused =
+        "HTTP/1.1 400 Bad Request\r\nContent-Length: 13\r\nConnection: close\r\n\r\nbad resource!";
+
+    let (endpoint, server) = scripted(vec![busy, slow_down, ok]);
+    let (layer, recorder) = FlightRecorder::builder()
+        .max_bytes(1 << 20)
+        .export_otlp(OtlpConfig::new(endpoint))
+        .build()
+        .unwrap();
+    tracing::dispatcher::with_default(&common::dispatch(layer), || info!("retried"));
+    let started = Instant::now();
+    let sent = recorder.export_otlp_now("retry").unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After was honoured"
+    );
+    let bodies = server.join().unwrap();
+    assert_eq!(
+        bodies,
+        vec![sent.bytes as usize; 3],
+        "the same request, three times"
+    );
+
+    let (endpoint, server) = scripted(vec![refused]);
+    let (layer, recorder) = FlightRecorder::builder()
+        .max_bytes(1 << 20)
+        .export_otlp(OtlpConfig::new(endpoint))
+        .build()
+        .unwrap();
+    tracing::dispatcher::with_default(&common::dispatch(layer), || info!("refused"));
+    let err = recorder.export_otlp_now("refused").unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("answered 400: bad resource!"), "{text}");
+    assert!(!text.contains("attempts"), "not retried: {text}");
+    assert_eq!(server.join().unwrap().len(), 1);
+}
