@@ -2,19 +2,10 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use tracing::info;
 use tracing_blackbox::{BuildError, FlightRecorder, TriggerOutcome};
-
-fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
-    let map: HashMap<String, String> = pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    move |name| map.get(name).cloned()
-}
 
 #[test]
 fn every_variable_takes_effect() {
@@ -22,7 +13,7 @@ fn every_variable_takes_effect() {
     let dump_dir = dir.path().join("from-env");
     let (clock, time) = quanta::Clock::mock();
     let (layer, recorder) = FlightRecorder::builder()
-        .with_env_from(vars(&[
+        .with_env_from(common::vars(&[
             ("BLACKBOX", "on"),
             ("BLACKBOX_DIR", dump_dir.to_str().unwrap()),
             ("BLACKBOX_MAX_BYTES", "512KiB"),
@@ -56,7 +47,7 @@ fn blackbox_off_records_nothing_and_stays_off() {
     let (layer, recorder) = FlightRecorder::builder()
         .dump_dir(dir.path())
         .dump_on_slow_span(Duration::from_millis(1))
-        .with_env_from(vars(&[("BLACKBOX", "0")]))
+        .with_env_from(common::vars(&[("BLACKBOX", "0")]))
         .clock(clock)
         .build()
         .unwrap();
@@ -86,7 +77,7 @@ fn setters_after_with_env_win_and_unset_variables_change_nothing() {
     let (_layer, recorder) = FlightRecorder::builder()
         .max_bytes(256 << 10)
         .min_age(Duration::from_secs(7))
-        .with_env_from(vars(&[("BLACKBOX_MAX_BYTES", "1MiB")]))
+        .with_env_from(common::vars(&[("BLACKBOX_MAX_BYTES", "1MiB")]))
         .build()
         .unwrap();
     let snapshot = recorder.snapshot();
@@ -97,7 +88,7 @@ fn setters_after_with_env_win_and_unset_variables_change_nothing() {
     );
     assert_eq!(snapshot.min_age, Duration::from_secs(7), "unset: unchanged");
     let (_layer, recorder) = FlightRecorder::builder()
-        .with_env_from(vars(&[("BLACKBOX_MAX_BYTES", "1MiB")]))
+        .with_env_from(common::vars(&[("BLACKBOX_MAX_BYTES", "1MiB")]))
         .max_bytes(256 << 10)
         .build()
         .unwrap();
@@ -121,7 +112,7 @@ fn a_bad_value_names_the_variable_and_the_value() {
         ("BLACKBOX_GZIP", "sometimes"),
     ] {
         let err = FlightRecorder::builder()
-            .with_env_from(vars(&[(variable, value)]))
+            .with_env_from(common::vars(&[(variable, value)]))
             .build()
             .unwrap_err();
         assert!(
@@ -136,7 +127,7 @@ fn a_bad_value_names_the_variable_and_the_value() {
     }
     // A value that parses but is out of range is the builder's usual error.
     let err = FlightRecorder::builder()
-        .with_env_from(vars(&[("BLACKBOX_MAX_BYTES", "1KiB")]))
+        .with_env_from(common::vars(&[("BLACKBOX_MAX_BYTES", "1KiB")]))
         .build()
         .unwrap_err();
     assert!(matches!(
@@ -144,7 +135,7 @@ fn a_bad_value_names_the_variable_and_the_value() {
         BuildError::MaxBytesTooSmall { given: 1024, .. }
     ));
     let err = FlightRecorder::builder()
-        .with_env_from(vars(&[("BLACKBOX_KEEP", "0")]))
+        .with_env_from(common::vars(&[("BLACKBOX_KEEP", "0")]))
         .build()
         .unwrap_err();
     assert!(matches!(
@@ -162,7 +153,7 @@ fn gzip_dumps_are_json_gz_files() {
     let dir = tempfile::tempdir().unwrap();
     let (layer, recorder) = FlightRecorder::builder()
         .dump_dir(dir.path())
-        .with_env_from(vars(&[("BLACKBOX_GZIP", "on")]))
+        .with_env_from(common::vars(&[("BLACKBOX_GZIP", "on")]))
         .build()
         .unwrap();
     tracing::dispatcher::with_default(&common::dispatch(layer), || info!("compressed"));

@@ -12,17 +12,6 @@ use serde_json::Value;
 use tracing::info;
 use tracing_blackbox::{FlightRecorder, HttpConfig};
 
-fn vm_rss_bytes_of(status_file: &str) -> usize {
-    let status = std::fs::read_to_string(status_file).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse::<usize>()
-        .unwrap()
-        * 1024
-}
-
 fn connect(addr: SocketAddr, first_bytes: &[u8]) -> TcpStream {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream.write_all(first_bytes).unwrap();
@@ -128,7 +117,7 @@ fn hostile_connections_neither_delay_a_snapshot_nor_hold_memory() {
         .unwrap();
     let server_rss = {
         let pid = child.id();
-        move || vm_rss_bytes_of(&format!("/proc/{pid}/status"))
+        move || common::memory_of(&format!("/proc/{pid}/status"), "VmRSS:")
     };
     let mut output = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let addr: SocketAddr = loop {

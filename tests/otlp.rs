@@ -376,21 +376,13 @@ fn export_now_and_refused_configurations() {
     }
 }
 
-fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
-    let map: HashMap<String, String> = pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    move |name| map.get(name).cloned()
-}
-
 /// The standard OpenTelemetry variables turn the export on and shape it;
 /// `BLACKBOX_OTLP_ENDPOINT` comes first, and `off` keeps it off.
 #[test]
 fn environment_variables_configure_the_export() {
     let collector = Collector::start();
     let (layer, recorder) = FlightRecorder::builder()
-        .with_env_from(vars(&[
+        .with_env_from(common::vars(&[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.endpoint()),
             (
                 "OTEL_EXPORTER_OTLP_HEADERS",
@@ -413,7 +405,7 @@ fn environment_variables_configure_the_export() {
     // The blackbox variable wins over the standard ones; `off` turns the export off.
     let (_, recorder) = FlightRecorder::builder()
         .export_otlp(OtlpConfig::new("http://127.0.0.1:1"))
-        .with_env_from(vars(&[
+        .with_env_from(common::vars(&[
             ("BLACKBOX_OTLP_ENDPOINT", "off"),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.endpoint()),
         ]))
@@ -422,7 +414,7 @@ fn environment_variables_configure_the_export() {
     let err = recorder.export_otlp_now("x").unwrap_err();
     assert!(err.to_string().contains("no OTLP endpoint"), "{err}");
     let (_, recorder) = FlightRecorder::builder()
-        .with_env_from(vars(&[
+        .with_env_from(common::vars(&[
             (
                 "BLACKBOX_OTLP_ENDPOINT",
                 &format!("{}/v1/traces", collector.endpoint()),
@@ -441,7 +433,7 @@ fn environment_variables_configure_the_export() {
         ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "ftp://collector"),
     ] {
         let err = FlightRecorder::builder()
-            .with_env_from(vars(&[
+            .with_env_from(common::vars(&[
                 ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
                 (variable, value),
             ]))

@@ -203,12 +203,29 @@ pub fn in_own_process(test: &str) -> bool {
 
 /// The process's peak resident memory so far (VmHWM), in bytes.
 pub fn peak_rss() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    memory_of("/proc/self/status", "VmHWM:")
+}
+
+/// A memory figure (`VmRSS:`, `VmHWM:`) of the process whose `/proc/<pid>/status` is `file`,
+/// in bytes.
+pub fn memory_of(file: &str, key: &str) -> usize {
+    let status = std::fs::read_to_string(file).unwrap();
+    let line = status.lines().find(|l| l.starts_with(key)).unwrap();
     line.split_whitespace()
         .nth(1)
         .unwrap()
         .parse::<usize>()
         .unwrap()
         * 1024
+}
+
+/// Environment variables for `Builder::with_env_from`.
+pub fn vars(
+    pairs: &[(&str, &str)],
+) -> impl Fn(&str) -> Option<String> + Send + Sync + 'static + use<> {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    move |name| map.get(name).cloned()
 }
