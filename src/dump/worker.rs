@@ -405,34 +405,48 @@ impl DumperInner {
     }
 
     fn report(&self, outcome: &DumpOutcome, deadline: Option<Instant>) {
-        let mut error = outcome.error.clone();
-        if let Some(on_dump) = &self.config.on_dump {
-            // From a panic hook, a panicking callback would abort the process: it runs on a
-            // thread of its own there.
-            let ran = match deadline {
-                Some(_) => callback::run_from_panic_hook(on_dump, outcome),
-                None => callback::run(on_dump, outcome),
-            };
-            if let Err(message) = ran {
-                error = Some(DumpError::new(
-                    DumpStage::Callback,
-                    &outcome.path,
-                    io::Error::other(format!("the on_dump callback panicked: {message}")),
-                ));
-            }
-        }
-        if let Some(mut state) = self.state(deadline) {
-            match &error {
-                Some(_) => state.files_failed += 1,
-                None => state.files_written += 1,
-            }
-            let mut outcome = outcome.clone();
-            outcome.error.clone_from(&error);
-            state.last = Some((SystemTime::now(), outcome));
-            if let Some(error) = error {
+        // The bookkeeping first, so that the callback sees it (`last_dump_error`, `status`).
+        self.record_outcome(outcome, deadline);
+        let Some(on_dump) = &self.config.on_dump else {
+            return;
+        };
+        // From a panic hook, a panicking callback would abort the process: it runs on a
+        // thread of its own there.
+        let ran = match deadline {
+            Some(_) => callback::run_from_panic_hook(on_dump, outcome),
+            None => callback::run(on_dump, outcome),
+        };
+        if let Err(message) = ran {
+            let error = DumpError::new(
+                DumpStage::Callback,
+                &outcome.path,
+                io::Error::other(format!("the on_dump callback panicked: {message}")),
+            );
+            if let Some(mut state) = self.state(deadline) {
+                if outcome.error.is_none() {
+                    state.files_written -= 1;
+                    state.files_failed += 1;
+                }
+                if let Some((_, last)) = &mut state.last {
+                    last.error = Some(error.clone());
+                }
                 state.last_error = Some(error);
             }
         }
+    }
+
+    fn record_outcome(&self, outcome: &DumpOutcome, deadline: Option<Instant>) {
+        let Some(mut state) = self.state(deadline) else {
+            return;
+        };
+        match &outcome.error {
+            Some(error) => {
+                state.files_failed += 1;
+                state.last_error = Some(error.clone());
+            }
+            None => state.files_written += 1,
+        }
+        state.last = Some((SystemTime::now(), outcome.clone()));
     }
 
     /// Keeps at most `keep_files` files and `keep_bytes` bytes of this recorder's dumps in
