@@ -1,6 +1,8 @@
 //! Helpers shared by the benches.
 #![allow(dead_code)]
 
+pub mod setups;
+
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
