@@ -188,8 +188,11 @@ async fn encode(
             }
             Ok(done)
         })?;
-        permit.send(Bytes::from(std::mem::take(&mut piece)));
-        piece.reserve(PIECE_BYTES + (PIECE_BYTES >> 2));
+        // (The compressor may keep a whole piece to itself: nothing to send yet.)
+        if !piece.is_empty() {
+            permit.send(Bytes::from(std::mem::take(&mut piece)));
+            piece.reserve(PIECE_BYTES + (PIECE_BYTES >> 2));
+        }
         if done {
             slot.finished.store(true, Ordering::Release);
             return Ok(());
