@@ -1,6 +1,7 @@
 //! Dump files to OTLP (features `analyze` and `otlp`): a dump written earlier, or copied off a
 //! machine, read back into a window and sent with the same mapping as a live export.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::path::Path;
 
@@ -228,7 +229,7 @@ fn callsite(name: &str, args: &Value) -> Callsite {
 }
 
 /// `args.fields`, typed back: integers, floats, booleans, text.
-fn fields(args: &Value) -> Vec<(String, FieldValue)> {
+fn fields(args: &Value) -> Vec<(Cow<'static, str>, FieldValue)> {
     let Some(fields) = args.get("fields").and_then(Value::as_object) else {
         return Vec::new();
     };
@@ -245,7 +246,7 @@ fn fields(args: &Value) -> Vec<(String, FieldValue)> {
                 Value::String(s) => FieldValue::Str(s.clone()),
                 other => FieldValue::Str(other.to_string()),
             };
-            (name.clone(), value)
+            (Cow::Owned(name.clone()), value)
         })
         .collect()
 }

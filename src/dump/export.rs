@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use crate::dump::context::{DumpContext, Reason};
 use crate::dump::otlp::{self, Delivered, Delivery, Exporter, OtlpConfig};
 use crate::dump::outcome::{Destination, DumpOutcome};
-use crate::dump::snapshot::Snapshot;
 use crate::error::{DumpError, DumpStage};
 use crate::record::{Capture, Timebase};
 
@@ -117,9 +116,8 @@ fn encode(
     context: &DumpContext,
     capture: Capture,
 ) -> Result<(Vec<u8>, usize), DumpError> {
-    let snapshot = Snapshot::decode(timebase, capture);
-    let mut window = otlp::Window::from_snapshot(&snapshot, context);
-    drop(snapshot);
+    let mut window = otlp::Window::from_capture(timebase, &capture, context);
+    drop(capture);
     let encoded = otlp::encode(&mut window, config);
     drop(window);
     let body = otlp::request_body(config, encoded.body)

@@ -257,7 +257,7 @@ pub(crate) struct Merged<'a> {
 
 impl Merged<'_> {
     /// The record as the public [`RecordKind`], fields decoded.
-    fn kind(&self) -> RecordKind {
+    pub(crate) fn kind(&self) -> RecordKind {
         match (self.ids, self.view.body) {
             (
                 Ids::NewSpan { span, parent },

@@ -1,6 +1,7 @@
 //! From a decoded snapshot to OTLP spans: each recorded span with its fields, events, links
 //! and status; trace ids per root (or from a `trace_id` field); the window's facts on roots.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
@@ -9,8 +10,9 @@ use tracing_core::Metadata;
 
 use super::ids::{random_span_id, random_trace_id, span_id, trace_id_from_hex};
 use crate::dump::context::DumpContext;
-use crate::dump::snapshot::{RecordKind, Snapshot};
+use crate::dump::snapshot::{RecordKind, TimeOrder};
 use crate::record::encode::{Field, FieldValue};
+use crate::record::{Capture, Timebase};
 
 /// The name of the span that holds the events recorded outside any span.
 const WINDOW_SPAN: &str = "blackbox.window";
@@ -47,7 +49,8 @@ pub(crate) struct Draft {
     pub(crate) start_ns: u64,
     /// `None` while still open at the snapshot.
     pub(crate) end_ns: Option<u64>,
-    pub(crate) fields: Vec<(String, FieldValue)>,
+    /// Names borrowed from the callsite (a live window) or owned (read from a file).
+    pub(crate) fields: Vec<(Cow<'static, str>, FieldValue)>,
     pub(crate) events: Vec<span::Event>,
     pub(crate) follows: Vec<u64>,
     /// The message of its first ERROR event.
@@ -112,24 +115,31 @@ impl Window {
         }
     }
 
-    /// The window of a decoded snapshot.
-    pub(crate) fn from_snapshot(snapshot: &Snapshot, context: &DumpContext) -> Self {
+    /// The window of a capture, read in time order straight from its chunks (each record's
+    /// fields moved into the window, never copied twice).
+    pub(crate) fn from_capture(
+        timebase: &Timebase,
+        capture: &Capture,
+        context: &DumpContext,
+    ) -> Self {
+        let order = TimeOrder::new(timebase, &capture.raw.threads);
+        let window_end = timebase.nanos_since_anchor(capture.end_raw);
         let mut window = Window {
-            anchor_unix_ns: u64::try_from(snapshot.anchor.timestamp_nanos_opt().unwrap_or(0))
+            anchor_unix_ns: u64::try_from(timebase.anchor_wall.timestamp_nanos_opt().unwrap_or(0))
                 .unwrap_or(0),
-            window_start_ns: snapshot.window_start_ns,
-            window_end_ns: snapshot.window_end_ns,
-            threads: snapshot
-                .threads
-                .iter()
-                .map(|t| (t.tid, t.name.clone()))
+            window_start_ns: window_end,
+            window_end_ns: window_end,
+            threads: order
+                .threads()
+                .into_iter()
+                .map(|t| (t.tid, t.name))
                 .collect(),
             facts: facts(
                 context.reason.as_str(),
                 [
-                    snapshot.counters.written,
-                    snapshot.counters.overwritten,
-                    snapshot.counters.dropped,
+                    capture.raw.written,
+                    capture.raw.overwritten,
+                    capture.dropped,
                     context.suppressed,
                 ],
                 context.trigger.as_ref().map(|t| {
@@ -143,61 +153,64 @@ impl Window {
             trigger_span: context.trigger.as_ref().map(|t| t.span_id),
             ..Window::default()
         };
-        let owned = |fields: &[Field]| -> Vec<(String, FieldValue)> {
+        let borrowed = |fields: Vec<Field>| -> Vec<(Cow<'static, str>, FieldValue)> {
             fields
-                .iter()
-                .map(|f| (f.name.to_owned(), f.value.clone()))
+                .into_iter()
+                .map(|f| (Cow::Borrowed(f.name), f.value))
                 .collect()
         };
-        for record in &snapshot.records {
-            let (ts, tid) = (record.timestamp_ns, record.tid);
-            match &record.kind {
+        for (n, merged) in order.enumerate() {
+            let ts = merged.ts_ns;
+            if n == 0 {
+                window.window_start_ns = ts.min(window_end);
+            }
+            let tid = capture.raw.threads[merged.at.thread as usize].identity.tid;
+            match merged.kind() {
                 RecordKind::NewSpan {
                     span,
                     parent,
                     metadata,
                     fields,
                 } => {
-                    let d = window.draft(*span, tid);
+                    let d = window.draft(span, tid);
                     d.callsite = Some(Callsite::of(metadata));
-                    d.parent = *parent;
+                    d.parent = parent;
                     d.tid = tid;
                     d.start_ns = ts;
-                    d.fields = owned(fields);
+                    d.fields = borrowed(fields);
                 }
                 RecordKind::Record { span, fields } => {
-                    let d = window.draft(*span, tid);
-                    for (name, value) in owned(fields) {
+                    let d = window.draft(span, tid);
+                    for (name, value) in borrowed(fields) {
                         match d.fields.iter_mut().find(|(n, _)| *n == name) {
                             Some(old) => old.1 = value,
                             None => d.fields.push((name, value)),
                         }
                     }
                 }
-                RecordKind::Close { span } => window.draft(*span, tid).end_ns = Some(ts),
+                RecordKind::Close { span } => window.draft(span, tid).end_ns = Some(ts),
                 RecordKind::FollowsFrom { span, follows } => {
-                    window.draft(*span, tid).follows.push(*follows);
+                    window.draft(span, tid).follows.push(follows);
                 }
                 RecordKind::Enter { span } | RecordKind::Exit { span } => {
-                    window.draft(*span, tid);
+                    window.draft(span, tid);
                 }
                 RecordKind::Event {
                     span,
                     metadata,
-                    fields,
+                    mut fields,
                     ..
                 } => {
-                    let message = fields.iter().find(|f| f.name == "message");
-                    let name =
-                        message.map_or_else(|| metadata.name().to_owned(), |f| f.value.to_string());
-                    let fields: Vec<(String, FieldValue)> = fields
-                        .iter()
-                        .filter(|f| f.name != "message")
-                        .map(|f| (f.name.to_owned(), f.value.clone()))
-                        .collect();
+                    let name = match fields.iter().position(|f| f.name == "message") {
+                        Some(at) => match fields.remove(at).value {
+                            FieldValue::Str(text) => text,
+                            other => other.to_string(),
+                        },
+                        None => metadata.name().to_owned(),
+                    };
                     let unix = window.anchor_unix_ns.saturating_add(ts);
-                    let event = event(name, &Callsite::of(metadata), &fields, unix, tid);
-                    window.add_event(*span, tid, event);
+                    let event = event(name, &Callsite::of(metadata), &borrowed(fields), unix, tid);
+                    window.add_event(span, tid, event);
                 }
             }
         }
@@ -342,7 +355,7 @@ fn own_trace_id(draft: &Draft, field: &str) -> Option<[u8; 16]> {
     draft
         .fields
         .iter()
-        .find(|(name, _)| name == field)
+        .find(|(name, _)| *name == field)
         .and_then(|(_, value)| match value {
             FieldValue::Str(text) => trace_id_from_hex(text),
             FieldValue::U128(v) if *v != 0 => Some(v.to_be_bytes()),
@@ -354,7 +367,7 @@ fn own_trace_id(draft: &Draft, field: &str) -> Option<[u8; 16]> {
 pub(crate) fn event(
     name: String,
     callsite: &Callsite,
-    fields: &[(String, FieldValue)],
+    fields: &[(Cow<'static, str>, FieldValue)],
     time_unix_nano: u64,
     tid: u64,
 ) -> (span::Event, Option<String>) {
