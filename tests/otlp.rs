@@ -620,31 +620,36 @@ fn a_panic_sends_its_window_before_the_process_ends() {
 #[test]
 fn busy_answers_are_retried_and_refusals_are_not() {
     use std::io::{BufRead, BufReader, Read, Write};
-    fn scripted(answers: Vec<&'static str>) -> (String, std::thread::JoinHandle<Vec<usize>>) {
+    /// A request as the peer saw it: its header lines (lowercased) and its body.
+    type Seen = (Vec<String>, Vec<u8>);
+    fn scripted(answers: Vec<&'static str>) -> (String, std::thread::JoinHandle<Vec<Seen>>) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let server = std::thread::spawn(move || {
-            let mut bodies = Vec::new();
+            let mut seen = Vec::new();
             for answer in answers {
                 let (stream, _) = listener.accept().unwrap();
                 let mut reader = BufReader::new(stream);
                 let mut length = 0;
+                let mut headers = Vec::new();
                 loop {
                     let mut line = String::new();
                     reader.read_line(&mut line).unwrap();
                     if line == "\r\n" || line.is_empty() {
                         break;
                     }
-                    if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    let line = line.trim_end().to_ascii_lowercase();
+                    if let Some(value) = line.strip_prefix("content-length:") {
                         length = value.trim().parse().unwrap();
                     }
+                    headers.push(line);
                 }
                 let mut body = vec![0; length];
                 reader.read_exact(&mut body).unwrap();
-                bodies.push(body.len());
+                seen.push((headers, body));
                 reader.get_mut().write_all(answer.as_bytes()).unwrap();
             }
-            bodies
+            seen
         });
         (endpoint, server)
     }
@@ -658,7 +663,12 @@ fn busy_answers_are_retried_and_refusals_are_not() {
     let (endpoint, server) = scripted(vec![busy, slow_down, ok]);
     let (layer, recorder) = FlightRecorder::builder()
         .max_bytes(1 << 20)
-        .export_otlp(OtlpConfig::new(endpoint))
+        .export_otlp(
+            OtlpConfig::new(endpoint)
+                .header("Authorization", "Bearer s3cret")
+                .header("x-team", "core")
+                .gzip(true),
+        )
         .build()
         .unwrap();
     tracing::dispatcher::with_default(&common::dispatch(layer), || info!("retried"));
@@ -668,12 +678,55 @@ fn busy_answers_are_retried_and_refusals_are_not() {
         started.elapsed() >= Duration::from_secs(1),
         "Retry-After was honoured"
     );
-    let bodies = server.join().unwrap();
-    assert_eq!(
-        bodies,
-        vec![sent.bytes as usize; 3],
-        "the same request, three times"
+    let seen = server.join().unwrap();
+    assert_eq!(seen.len(), 3, "tried three times");
+    for (headers, body) in &seen {
+        assert_eq!(body, &seen[0].1, "the same request each time");
+        assert_eq!(body.len() as u64, sent.bytes);
+        for expected in [
+            "post /v1/traces http/1.1",
+            "content-type: application/x-protobuf",
+            "content-encoding: gzip",
+            "authorization: bearer s3cret",
+            "x-team: core",
+        ] {
+            assert!(
+                headers.iter().any(|h| h == expected),
+                "{expected}: {headers:?}"
+            );
+        }
+    }
+    // The body is the window: gzipped protobuf of an ExportTraceServiceRequest.
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message;
+    let mut protobuf = Vec::new();
+    flate2::read::GzDecoder::new(&seen[0].1[..])
+        .read_to_end(&mut protobuf)
+        .unwrap();
+    let request = ExportTraceServiceRequest::decode(&protobuf[..]).unwrap();
+    let spans = &request.resource_spans[0].scope_spans[0].spans;
+    assert_eq!(spans.len(), 1);
+    assert_eq!(spans[0].events[0].name, "retried");
+
+    // Headers from the environment arrive percent-decoded.
+    let (endpoint, server) = scripted(vec![ok]);
+    let (_, recorder) = FlightRecorder::builder()
+        .with_env_from(common::vars(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "x-team=core%20infra,x-key=a%3Db",
+            ),
+        ]))
+        .build()
+        .unwrap();
+    recorder.export_otlp_now("env").unwrap();
+    let (headers, _) = &server.join().unwrap()[0];
+    assert!(
+        headers.iter().any(|h| h == "x-team: core infra"),
+        "{headers:?}"
     );
+    assert!(headers.iter().any(|h| h == "x-key: a=b"), "{headers:?}");
 
     let (endpoint, server) = scripted(vec![refused]);
     let (layer, recorder) = FlightRecorder::builder()

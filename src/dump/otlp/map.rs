@@ -4,10 +4,12 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::trace::v1::{Span, Status, span, status};
-use tracing_core::Metadata;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::trace::v1::{Span, span};
 
+use super::attributes::{
+    Callsite, boolean, callsite_attributes, double, error_status, field_attribute, int, string,
+};
 use super::ids::{random_span_id, random_trace_id, span_id, trace_id_from_hex};
 use crate::dump::context::DumpContext;
 use crate::dump::snapshot::{RecordKind, TimeOrder};
@@ -16,28 +18,6 @@ use crate::record::{Capture, Timebase};
 
 /// The name of the span that holds the events recorded outside any span.
 const WINDOW_SPAN: &str = "blackbox.window";
-
-/// Where a span or event was written: its callsite.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Callsite {
-    pub(crate) name: String,
-    pub(crate) level: String,
-    pub(crate) target: String,
-    pub(crate) file: Option<String>,
-    pub(crate) line: Option<u32>,
-}
-
-impl Callsite {
-    fn of(metadata: &'static Metadata<'static>) -> Self {
-        Callsite {
-            name: metadata.name().to_owned(),
-            level: metadata.level().as_str().to_owned(),
-            target: metadata.target().to_owned(),
-            file: metadata.file().map(str::to_owned),
-            line: metadata.line(),
-        }
-    }
-}
 
 /// A span being put together from what was recorded of it.
 #[derive(Default)]
@@ -316,15 +296,20 @@ fn assign_trace_ids(
     field: &str,
 ) -> HashMap<u64, [u8; 16]> {
     let mut ids: HashMap<u64, [u8; 16]> = HashMap::with_capacity(order.len());
+    let mut chain = Vec::new();
+    let mut on_chain = std::collections::HashSet::new();
     for &start in order {
-        // The chain up to a span whose id is known or a root; then down again.
-        let mut chain = Vec::new();
+        // The chain up to a span whose id is known or a root; then down again. (A parent
+        // loop, possible only in a crafted dump file, ends the chain where it closes.)
+        chain.clear();
+        on_chain.clear();
         let mut at = start;
         let known = loop {
             if let Some(id) = ids.get(&at) {
                 break *id;
             }
             chain.push(at);
+            on_chain.insert(at);
             let d = &drafts[&at];
             if let Some(id) = own_trace_id(d, field) {
                 chain.pop();
@@ -333,7 +318,7 @@ fn assign_trace_ids(
             }
             match d
                 .parent
-                .filter(|p| drafts.contains_key(p) && !chain.contains(p))
+                .filter(|p| drafts.contains_key(p) && !on_chain.contains(p))
             {
                 Some(parent) => at = parent,
                 None => {
@@ -344,7 +329,7 @@ fn assign_trace_ids(
                 }
             }
         };
-        for span in chain {
+        for &span in &chain {
             ids.insert(span, known);
         }
     }
@@ -415,69 +400,39 @@ pub(crate) fn facts(
     attributes
 }
 
-fn callsite_attributes(callsite: &Callsite) -> Vec<KeyValue> {
-    let mut attributes = vec![
-        string("level", &callsite.level),
-        string("code.namespace", &callsite.target),
-    ];
-    if let Some(file) = &callsite.file {
-        attributes.push(string("code.filepath", file));
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window_of(parents: &[(u64, Option<u64>)]) -> Window {
+        let mut window = Window::default();
+        for &(id, parent) in parents {
+            let draft = window.draft(id, 1);
+            draft.parent = parent;
+            draft.end_ns = Some(1);
+        }
+        window
     }
-    if let Some(line) = callsite.line {
-        attributes.push(int("code.lineno", u64::from(line)));
+
+    /// Every span of a chain shares its root's trace, however deep, in time linear in the
+    /// depth; a parent loop (a crafted file) still ends, with one trace for the loop.
+    #[test]
+    fn trace_ids_follow_deep_chains_and_survive_loops() {
+        let depth = 100_000u64;
+        let chain: Vec<(u64, Option<u64>)> = (1..=depth)
+            .rev()
+            .map(|id| (id, (id > 1).then(|| id - 1)))
+            .collect();
+        let mut window = window_of(&chain);
+        let spans = window.spans("trace_id");
+        assert_eq!(spans.len(), depth as usize);
+        assert!(spans.iter().all(|s| s.trace_id == spans[0].trace_id));
+
+        let mut window = window_of(&[(1, Some(3)), (2, Some(1)), (3, Some(2)), (4, None)]);
+        let spans = window.spans("trace_id");
+        assert_eq!(spans.len(), 4);
+        let loop_ids: Vec<_> = spans[..3].iter().map(|s| s.trace_id.clone()).collect();
+        assert!(loop_ids.iter().all(|id| *id == loop_ids[0]));
+        assert_ne!(spans[3].trace_id, loop_ids[0]);
     }
-    attributes
-}
-
-fn error_status(message: &str) -> Status {
-    Status {
-        message: message.to_owned(),
-        code: status::StatusCode::Error as i32,
-    }
-}
-
-/// A field as a typed attribute: integers that fit as integers, the others as text.
-fn field_attribute(name: &str, value: &FieldValue) -> KeyValue {
-    let value = match value {
-        FieldValue::U64(v) => match i64::try_from(*v) {
-            Ok(v) => any_value::Value::IntValue(v),
-            Err(_) => any_value::Value::StringValue(v.to_string()),
-        },
-        FieldValue::I64(v) => any_value::Value::IntValue(*v),
-        FieldValue::F64(v) => any_value::Value::DoubleValue(*v),
-        FieldValue::Bool(v) => any_value::Value::BoolValue(*v),
-        FieldValue::Str(v) => any_value::Value::StringValue(v.clone()),
-        other => any_value::Value::StringValue(other.to_string()),
-    };
-    key_value(name, value)
-}
-
-pub(crate) fn key_value(key: &str, value: any_value::Value) -> KeyValue {
-    KeyValue {
-        key: key.to_owned(),
-        value: Some(AnyValue { value: Some(value) }),
-        ..Default::default()
-    }
-}
-
-pub(crate) fn string(key: &str, value: &str) -> KeyValue {
-    key_value(key, any_value::Value::StringValue(value.to_owned()))
-}
-
-pub(crate) fn int(key: &str, value: u64) -> KeyValue {
-    key_value(
-        key,
-        i64::try_from(value).map_or_else(
-            |_| any_value::Value::StringValue(value.to_string()),
-            any_value::Value::IntValue,
-        ),
-    )
-}
-
-fn double(key: &str, value: f64) -> KeyValue {
-    key_value(key, any_value::Value::DoubleValue(value))
-}
-
-fn boolean(key: &str, value: bool) -> KeyValue {
-    key_value(key, any_value::Value::BoolValue(value))
 }

@@ -2,6 +2,7 @@
 //! protobuf request (`map`), with its resource and scope, and the exporter thread that delivers
 //! it (`deliver`). Conversion happens at dump time, from the snapshot: recording is untouched.
 
+mod attributes;
 mod deliver;
 mod ids;
 mod map;
@@ -16,10 +17,12 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 use prost::Message;
 
+#[cfg(feature = "analyze")]
+pub(crate) use attributes::Callsite;
 pub(crate) use deliver::{Delivered, Delivery, Exporter, send};
 pub(crate) use map::Window;
 #[cfg(feature = "analyze")]
-pub(crate) use map::{Callsite, event, facts};
+pub(crate) use map::{event, facts};
 
 /// Where and how windows are exported as OTLP spans: given to
 /// [`Builder::export_otlp`](crate::Builder::export_otlp).
@@ -222,23 +225,23 @@ fn resource(config: &OtlpConfig) -> Resource {
         .and_then(|path| path.file_stem().map(|s| s.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "unknown".to_owned());
     let mut attributes = vec![
-        map::string(
+        attributes::string(
             "service.name",
             config.service_name.as_deref().unwrap_or(&executable),
         ),
-        map::string("service.instance.id", instance_id()),
-        map::int("process.pid", u64::from(std::process::id())),
-        map::string("process.executable.name", &executable),
-        map::string("telemetry.sdk.name", env!("CARGO_PKG_NAME")),
-        map::string("telemetry.sdk.language", "rust"),
-        map::string("telemetry.sdk.version", env!("CARGO_PKG_VERSION")),
+        attributes::string("service.instance.id", instance_id()),
+        attributes::int("process.pid", u64::from(std::process::id())),
+        attributes::string("process.executable.name", &executable),
+        attributes::string("telemetry.sdk.name", env!("CARGO_PKG_NAME")),
+        attributes::string("telemetry.sdk.language", "rust"),
+        attributes::string("telemetry.sdk.version", env!("CARGO_PKG_VERSION")),
     ];
     if let Some(host) = host_name() {
-        attributes.push(map::string("host.name", &host));
+        attributes.push(attributes::string("host.name", &host));
     }
     for (key, value) in &config.resource {
         attributes.retain(|kv| kv.key != *key);
-        attributes.push(map::string(key, value));
+        attributes.push(attributes::string(key, value));
     }
     Resource {
         attributes,
