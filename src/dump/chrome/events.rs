@@ -24,7 +24,7 @@ impl<C: Borrow<Capture>> Encoder<C> {
         let (pid, tid) = (self.pid, thread.identity.tid);
         let threads = &self.capture().raw.threads;
         let span = out.id;
-        let info = self.spans.get(span);
+        let info = self.layout.spans.get(span);
         let head = |w: &mut dyn Write, ph: &str| -> io::Result<()> {
             write!(w, "{{\"ph\":\"{ph}\",\"name\":")?;
             json_str(w, info.name())?;
@@ -52,7 +52,7 @@ impl<C: Borrow<Capture>> Encoder<C> {
                         write!(w, ",\"{name}\":true")?;
                     }
                 }
-                self.spans.fields(span, threads, fields);
+                self.layout.spans.fields(span, threads, fields);
                 write_fields(w, fields.iter().copied())?;
                 w.write_all(b"}}")
             }
@@ -79,7 +79,7 @@ impl<C: Borrow<Capture>> Encoder<C> {
                 if self.trigger_span == Some(span) {
                     w.write_all(b",\"trigger\":true")?;
                 }
-                let follows = self.spans.follows(span);
+                let follows = self.layout.spans.follows(span);
                 if !follows.is_empty() {
                     w.write_all(b",\"follows_from\":[")?;
                     for (i, follows) in follows.iter().enumerate() {
@@ -90,7 +90,7 @@ impl<C: Borrow<Capture>> Encoder<C> {
                     }
                     w.write_all(b"]")?;
                 }
-                self.spans.fields(span, threads, fields);
+                self.layout.spans.fields(span, threads, fields);
                 write_fields(w, fields.iter().copied())?;
                 w.write_all(b"}}")
             }

@@ -48,13 +48,7 @@ struct Encoder<C> {
     capture: C,
     timebase: Timebase,
     context: DumpContext,
-    spans: SpanTable,
-    /// Per capture thread; `None` for threads without records.
-    timelines: Vec<Option<Timeline>>,
-    repairs: Repairs,
-    retained: u64,
-    window_start: u64,
-    window_end: u64,
+    layout: Layout,
     pid: u32,
     /// The span that triggered the dump, marked `"trigger": true`.
     trigger_span: Option<u64>,
@@ -63,24 +57,11 @@ struct Encoder<C> {
 impl<C: Borrow<Capture>> Encoder<C> {
     fn new(capture: C, timebase: &Timebase, context: DumpContext) -> Self {
         let trigger_span = context.trigger.as_ref().map(|t| t.span_id);
-        let Layout {
-            spans,
-            timelines,
-            repairs,
-            retained,
-            window_start,
-            window_end,
-        } = Layout::build(capture.borrow(), timebase);
         Encoder {
+            layout: Layout::build(capture.borrow(), timebase),
             capture,
             timebase: timebase.clone(),
             context,
-            spans,
-            timelines,
-            repairs,
-            retained,
-            window_start,
-            window_end,
             pid: std::process::id(),
             trigger_span,
         }
@@ -94,6 +75,7 @@ impl<C: Borrow<Capture>> Encoder<C> {
 /// What the pass over the records builds: the encoder's working state.
 struct Layout {
     spans: SpanTable,
+    /// Per capture thread; `None` for threads without records.
     timelines: Vec<Option<Timeline>>,
     repairs: Repairs,
     retained: u64,

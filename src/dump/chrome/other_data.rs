@@ -25,19 +25,19 @@ impl<C: Borrow<Capture>> Encoder<C> {
             "crate_version": env!("CARGO_PKG_VERSION"),
             "reason": context.reason.as_str(),
             "anchor": timebase.anchor_wall.to_rfc3339(),
-            "window_start": rfc3339(self.window_start),
-            "window_end": rfc3339(self.window_end),
-            "window_start_us": micros_value(self.window_start),
-            "window_end_us": micros_value(self.window_end),
+            "window_start": rfc3339(self.layout.window_start),
+            "window_end": rfc3339(self.layout.window_end),
+            "window_start_us": micros_value(self.layout.window_start),
+            "window_end_us": micros_value(self.layout.window_end),
             "max_bytes": self.capture().max_bytes,
             "min_age_ms": u64::try_from(self.capture().min_age.as_millis()).unwrap_or(u64::MAX),
             "allocated_bytes": raw.allocated_bytes,
             "written": raw.written,
             "overwritten": raw.overwritten,
             "dropped": self.capture().dropped,
-            "retained": self.retained,
-            "repaired_exits": self.repairs.out_of_order_exits,
-            "evicted_enters": self.repairs.evicted_enters,
+            "retained": self.layout.retained,
+            "repaired_exits": self.layout.repairs.out_of_order_exits,
+            "evicted_enters": self.layout.repairs.evicted_enters,
             "suppressed": context.suppressed,
         });
         for (key, value) in &context.extra {
@@ -45,7 +45,8 @@ impl<C: Borrow<Capture>> Encoder<C> {
         }
         if let Some(trigger) = &context.trigger {
             let mut fields = Vec::new();
-            self.spans
+            self.layout
+                .spans
                 .fields(trigger.span_id, &raw.threads, &mut fields);
             let fields: serde_json::Map<String, Value> = fields
                 .iter()

@@ -115,7 +115,7 @@ impl<C: Borrow<Capture>> ChromeStream<C> {
                     },
                 },
                 Cursor::Entry { thread, index } => {
-                    let entries = encoder.timelines[thread]
+                    let entries = encoder.layout.timelines[thread]
                         .as_ref()
                         .map_or(&[][..], |timeline| &timeline.out[..]);
                     match entries.get(index) {
@@ -149,6 +149,6 @@ impl<C: Borrow<Capture>> ChromeStream<C> {
 impl<C: Borrow<Capture>> Encoder<C> {
     /// The first capture thread at `from` or after it that has records.
     fn next_thread(&self, from: usize) -> Option<usize> {
-        (from..self.timelines.len()).find(|&thread| self.timelines[thread].is_some())
+        (from..self.layout.timelines.len()).find(|&thread| self.layout.timelines[thread].is_some())
     }
 }
