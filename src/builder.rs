@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tracing_core::Level;
 
-use crate::config::Config;
+use crate::config::{Config, MAX_MAX_BYTES, MIN_MAX_BYTES, check};
 use crate::dump::outcome::DumpOutcome;
 use crate::dump::worker::Dumper;
 use crate::error::BuildError;
@@ -18,13 +18,6 @@ use crate::record::redact::Redaction;
 use crate::record::span_timing::SpanTiming;
 use crate::recorder::FlightRecorder;
 use crate::trigger::Triggers;
-
-/// Smallest accepted `max_bytes`.
-pub(crate) const MIN_MAX_BYTES: usize = 64 << 10;
-/// Largest accepted `max_bytes` (1 TiB on 64-bit targets).
-pub(crate) const MAX_MAX_BYTES: usize = if usize::BITS >= 64 { 1 << 40 } else { 1 << 30 };
-
-const MAX_MIN_AGE: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
 /// Configures a flight recorder; [`build`](Builder::build) returns the layer and its handle.
 ///
@@ -205,6 +198,44 @@ impl Builder {
         self
     }
 
+    /// Keeps the records in a file in `dir` that outlives the process (feature `crash`): a
+    /// shared mapping, so a process killed by SIGKILL or the OOM killer, or dying of `abort`,
+    /// a segfault or a stack overflow, leaves its last records behind. `blackbox recover` (or
+    /// [`recover::recover_file`](crate::recover::recover_file)) turns the file into a dump;
+    /// by default the next run of the same executable does so on start (see
+    /// [`recover_on_start`](Self::recover_on_start)). Use
+    /// [`recover::default_crash_dir`](crate::recover::default_crash_dir) for `/dev/shm` (memory:
+    /// no disk I/O, survives the process, not a reboot); a directory on disk survives a reboot
+    /// at the cost of page-cache writeback. The file is named
+    /// `blackbox-<exe>-<pid>-<start time>.shm`, is readable by the owner only, and is removed
+    /// on a clean exit. Recording costs the same; `build` fails if the file cannot be made.
+    #[cfg(feature = "crash")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "crash")))]
+    pub fn crash_safe(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config.record.crash_dir = Some(dir.into());
+        self
+    }
+
+    /// Whether a crash-safe recorder turns the files earlier runs of its executable left
+    /// (processes that are gone) into dumps in the dump directory, in the background on
+    /// start, and removes them (default `true`). Files that stay (those of running processes
+    /// or that could not be read) are kept up to [`keep_crash_files`](Self::keep_crash_files).
+    #[cfg(feature = "crash")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "crash")))]
+    pub fn recover_on_start(mut self, on: bool) -> Self {
+        self.config.crash.recover_on_start = on;
+        self
+    }
+
+    /// Most crash files of dead runs left in the crash directory (default 4); the oldest
+    /// beyond go on start.
+    #[cfg(feature = "crash")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "crash")))]
+    pub fn keep_crash_files(mut self, files: usize) -> Self {
+        self.config.crash.keep_files = files;
+        self
+    }
+
     /// Keeps at most `bytes` of this recorder's dumps in a directory, deleting the oldest
     /// (never the one just written, never a file the recorder did not write).
     pub fn keep_bytes(mut self, bytes: u64) -> Self {
@@ -360,15 +391,42 @@ impl Builder {
         let config = self.config;
         check(&config)?;
         let enabled = config.record.enabled;
-        let recording = Arc::new(Recording::new(config.record));
-        let dumper = Dumper::new(config.dumps, recording.timebase.clone()).map_err(|e| {
-            BuildError::DumpThread {
-                message: e.to_string(),
-            }
-        })?;
+        #[cfg(feature = "crash")]
+        let crash_dir = config.record.crash_dir.clone().filter(|_| enabled);
+        let recording =
+            Arc::new(
+                Recording::new(config.record).map_err(|e| BuildError::CrashFile {
+                    message: e.to_string(),
+                })?,
+            );
+        #[cfg(feature = "crash")]
+        let startup = crash_dir.map(|crash_dir| crate::recover::startup::Startup {
+            crash_dir,
+            own_file: recording
+                .storage
+                .crash_store()
+                .map(|store| store.path().to_owned())
+                .unwrap_or_default(),
+            dump_dir: config.dumps.dir.clone(),
+            gzip: config.dumps.gzip,
+            recover: config.crash.recover_on_start,
+            keep_files: config.crash.keep_files,
+        });
+        let dumper = Arc::new(
+            Dumper::new(config.dumps, recording.timebase.clone()).map_err(|e| {
+                BuildError::DumpThread {
+                    message: e.to_string(),
+                }
+            })?,
+        );
+        #[cfg(feature = "crash")]
+        if let Some(startup) = startup {
+            let reports = Arc::clone(&dumper);
+            crate::recover::startup::spawn(startup, move |outcome| reports.report(&outcome));
+        }
         let triggers = Arc::new(Triggers::new(
             Arc::clone(&recording),
-            Arc::new(dumper),
+            dumper,
             &config.triggers,
         ));
         #[cfg(all(unix, feature = "signal"))]
@@ -388,65 +446,4 @@ impl Builder {
             FlightRecorder::new(recording, triggers),
         ))
     }
-}
-
-/// Refuses a configuration that cannot work, naming the setting and the value.
-fn check(config: &Config) -> Result<(), BuildError> {
-    if config.record.max_bytes < MIN_MAX_BYTES {
-        return Err(BuildError::MaxBytesTooSmall {
-            given: config.record.max_bytes,
-            min: MIN_MAX_BYTES,
-        });
-    }
-    if config.record.max_bytes > MAX_MAX_BYTES {
-        return Err(BuildError::MaxBytesTooLarge {
-            given: config.record.max_bytes,
-            max: MAX_MAX_BYTES,
-        });
-    }
-    if config.record.min_age.is_zero() || config.record.min_age > MAX_MIN_AGE {
-        return Err(BuildError::InvalidMinAge {
-            given: config.record.min_age,
-        });
-    }
-    for (setting, value) in [
-        ("max_queued_dumps", Some(config.dumps.queue_capacity)),
-        ("keep_files", config.dumps.keep_files),
-        ("keep_slowest", config.triggers.keep_slowest),
-    ] {
-        if value == Some(0) {
-            return Err(BuildError::Zero { setting });
-        }
-    }
-    if config.dumps.keep_bytes == Some(0) {
-        return Err(BuildError::Zero {
-            setting: "keep_bytes",
-        });
-    }
-    check_export(config)?;
-    if config.record.max_field_bytes == 0 || config.record.max_field_bytes > MAX_FIELD_LEN_LIMIT {
-        return Err(BuildError::InvalidMaxFieldLen {
-            given: config.record.max_field_bytes,
-        });
-    }
-    Ok(())
-}
-
-/// Dumps must go somewhere, and an OTLP configuration must be able to work.
-fn check_export(config: &Config) -> Result<(), BuildError> {
-    #[cfg(feature = "otlp")]
-    if let Some(otlp) = &config.dumps.otlp {
-        return match otlp.problem() {
-            Some(message) => Err(BuildError::Export { message }),
-            None => Ok(()),
-        };
-    }
-    if !config.dumps.files {
-        return Err(BuildError::Export {
-            message: "write_dump_files(false) needs export_otlp: triggered dumps would go \
-                      nowhere"
-                .to_owned(),
-        });
-    }
-    Ok(())
 }

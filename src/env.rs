@@ -17,6 +17,10 @@ pub const ENV_VARS: [&str; 8] = [
     "BLACKBOX_GZIP",
 ];
 
+/// The variable `with_env` reads for the crash-safe store (feature `crash`): a directory,
+/// `on` (the default one, `/dev/shm` where it exists) or `off`.
+pub const CRASH_ENV_VAR: &str = "BLACKBOX_CRASH_DIR";
+
 /// The variables `with_env` reads for the OTLP export (feature `otlp`): any endpoint turns
 /// the export on (`BLACKBOX_OTLP_ENDPOINT` first, then the standard OpenTelemetry ones), and
 /// `BLACKBOX_OTLP_ENDPOINT=off` keeps it off whatever the others say.
@@ -109,7 +113,39 @@ pub(crate) fn apply(
             _ => {}
         }
     }
+    if let Some(value) = lookup(CRASH_ENV_VAR) {
+        crash_dir(config, CRASH_ENV_VAR, &value)?;
+    }
     apply_otlp(config, &lookup)
+}
+
+/// `BLACKBOX_CRASH_DIR`: a directory, `on` (the default one) or `off`.
+fn crash_dir(config: &mut Config, variable: &'static str, value: &str) -> Result<(), BuildError> {
+    let trimmed = value.trim();
+    let off = matches!(trimmed, "0" | "off" | "false" | "no");
+    #[cfg(feature = "crash")]
+    {
+        config.record.crash_dir = match trimmed {
+            "" => return Err(invalid(variable, value, "a directory, `on` or `off`")),
+            _ if off => None,
+            "1" | "on" | "true" | "yes" => Some(crate::recover::default_crash_dir()),
+            _ => Some(trimmed.into()),
+        };
+        Ok(())
+    }
+    #[cfg(not(feature = "crash"))]
+    {
+        let _ = config;
+        if off {
+            Ok(())
+        } else {
+            Err(invalid(
+                variable,
+                value,
+                "off (this build lacks the `crash` feature)",
+            ))
+        }
+    }
 }
 
 /// The OTLP variables: an endpoint turns the export on; the others adjust it.

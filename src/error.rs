@@ -69,6 +69,12 @@ pub enum BuildError {
         /// Why.
         message: String,
     },
+    /// The crash file could not be created (feature `crash`): the directory is missing and
+    /// cannot be made, is not writable, or has no room.
+    CrashFile {
+        /// Why, naming the directory.
+        message: String,
+    },
 }
 
 impl fmt::Display for BuildError {
@@ -102,6 +108,9 @@ impl fmt::Display for BuildError {
             }
             BuildError::DumpThread { message } => {
                 write!(f, "cannot start the dump thread: {message}")
+            }
+            BuildError::CrashFile { message } => {
+                write!(f, "cannot create the crash file: {message}")
             }
             BuildError::Export { message } => f.write_str(message),
         }

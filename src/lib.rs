@@ -14,6 +14,9 @@ mod env;
 mod error;
 mod record;
 mod recorder;
+#[cfg(feature = "crash")]
+#[cfg_attr(docsrs, doc(cfg(feature = "crash")))]
+pub mod recover;
 #[cfg(feature = "http")]
 mod serve;
 mod status;
@@ -33,7 +36,7 @@ pub use dump::files::DumpInfo;
 pub use dump::otlp::OtlpConfig;
 pub use dump::outcome::{Destination, DumpOutcome, SlowSpan, TriggerOutcome};
 pub use dump::snapshot::{Counters, ORPHAN_SPAN_BIT, Record, RecordKind, Snapshot, ThreadInfo};
-pub use env::{ENV_VARS, OTLP_ENV_VARS};
+pub use env::{CRASH_ENV_VAR, ENV_VARS, OTLP_ENV_VARS};
 pub use error::{BuildError, DumpError, DumpStage};
 pub use record::encode::{Field, FieldValue, TRUNCATION_MARKER};
 pub use record::layer::FlightRecorderLayer;

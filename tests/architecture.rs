@@ -25,11 +25,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("config", &["trigger", "dump", "record", "error"]),
-    ("env", &["config", "error"]),
+    ("recover", &["dump", "record", "atomic", "error", "sync"]),
+    ("env", &["config", "error", "recover"]),
     (
         "builder",
         &[
-            "config", "env", "recorder", "trigger", "dump", "record", "error",
+            "config", "env", "recorder", "trigger", "dump", "record", "error", "recover",
         ],
     ),
     (

@@ -307,6 +307,50 @@ fn the_otlp_api_is_still_there() {
     let _ = |info: ExportInfo| -> (String, usize, u64) { (info.endpoint, info.spans, info.bytes) };
 }
 
+#[cfg(feature = "crash")]
+#[test]
+fn the_crash_api_is_still_there() {
+    use tracing_blackbox::recover::{self, CrashFileError, RecoverError, RecoverOptions, Recovery};
+    let _: &str = tracing_blackbox::CRASH_ENV_VAR;
+    let _ = Builder::default()
+        .crash_safe(recover::default_crash_dir())
+        .recover_on_start(true)
+        .keep_crash_files(4);
+    let _: fn() -> std::path::PathBuf = recover::default_crash_dir;
+    let _: fn(&'static str) -> std::io::Result<Vec<std::path::PathBuf>> = recover::crash_files;
+    let options = RecoverOptions::new()
+        .output("x.json")
+        .dump_dir("d")
+        .force(false)
+        .keep_file(false)
+        .gzip(false);
+    let _: fn(&'static str, &RecoverOptions) -> Result<Recovery, RecoverError> =
+        recover::recover_file;
+    let _ = options;
+    let _ = |r: Recovery| -> (
+        std::path::PathBuf,
+        DumpInfo,
+        u32,
+        String,
+        usize,
+        u64,
+        Vec<String>,
+        bool,
+    ) {
+        (
+            r.source, r.dump, r.pid, r.exe, r.threads, r.records, r.warnings, r.removed,
+        )
+    };
+    let _ = |e: CrashFileError| match e {
+        CrashFileError::NotACrashFile => 0,
+        CrashFileError::UnsupportedVersion { found, .. } => found,
+        CrashFileError::Truncated { .. } => 1,
+        CrashFileError::BadLayout(_) => 2,
+        _ => 3,
+    };
+    let _ = |e: BuildError| matches!(e, BuildError::CrashFile { .. });
+}
+
 #[cfg(feature = "http")]
 #[test]
 fn the_endpoint_api_is_still_there() {

@@ -28,6 +28,9 @@ pub(crate) enum Reason {
     Http,
     /// [`FlightRecorder::trigger`](crate::FlightRecorder::trigger) with the user's label.
     User(String),
+    /// Read back from a crash file after its process died (feature `crash`).
+    #[cfg_attr(not(feature = "crash"), allow(dead_code))]
+    Crash,
 }
 
 impl Reason {
@@ -41,6 +44,7 @@ impl Reason {
             Reason::Manual => "manual",
             Reason::Http => "http",
             Reason::User(label) => label,
+            Reason::Crash => "crash",
         }
     }
 
@@ -63,6 +67,8 @@ pub(crate) struct DumpContext {
     pub(crate) suppressed: u64,
     /// More `otherData` entries (the panic's message and location, say).
     pub(crate) extra: Vec<(&'static str, Value)>,
+    /// The process the records come from, when it is not this one: its pid and name.
+    pub(crate) process: Option<(u32, String)>,
 }
 
 impl DumpContext {
@@ -73,6 +79,7 @@ impl DumpContext {
             event: None,
             suppressed: 0,
             extra: Vec::new(),
+            process: None,
         }
     }
 
@@ -160,6 +167,7 @@ mod tests {
             (Reason::Panic, false),
             (Reason::Manual, false),
             (Reason::Http, false),
+            (Reason::Crash, false),
         ] {
             assert_eq!(reason.is_rate_limited(), limited, "{reason:?}");
         }

@@ -10,6 +10,9 @@ pub(crate) struct Timebase {
     pub(crate) clock: quanta::Clock,
     pub(crate) anchor_raw: u64,
     pub(crate) anchor_wall: DateTime<Utc>,
+    /// Set for the clock of a process that is gone (read back from its crash file): raw
+    /// readings convert at this rate instead of through `clock`'s calibration.
+    nanos_per_tick: Option<f64>,
 }
 
 impl Timebase {
@@ -20,6 +23,32 @@ impl Timebase {
             clock,
             anchor_raw,
             anchor_wall,
+            nanos_per_tick: None,
+        }
+    }
+
+    /// The timebase of another process, from what its crash file says of its clock.
+    #[cfg(feature = "crash")]
+    pub(crate) fn recovered(
+        anchor_raw: u64,
+        anchor_wall: DateTime<Utc>,
+        nanos_per_tick: f64,
+    ) -> Self {
+        Timebase {
+            clock: quanta::Clock::new(),
+            anchor_raw,
+            anchor_wall,
+            nanos_per_tick: Some(nanos_per_tick),
+        }
+    }
+
+    /// Nanoseconds per raw tick, for a reader in another process.
+    #[cfg(feature = "crash")]
+    pub(crate) fn nanos_per_tick(&self) -> f64 {
+        const SPAN: u64 = 1 << 32;
+        match self.nanos_per_tick {
+            Some(rate) => rate,
+            None => self.clock.delta_as_nanos(0, SPAN) as f64 / SPAN as f64,
         }
     }
 
@@ -32,6 +61,9 @@ impl Timebase {
     /// Nanoseconds between two raw readings.
     #[inline]
     pub(crate) fn nanos_between(&self, from: u64, to: u64) -> u64 {
+        if let Some(rate) = self.nanos_per_tick {
+            return (to.saturating_sub(from) as f64 * rate) as u64;
+        }
         self.clock.delta_as_nanos(from, to)
     }
 

@@ -12,7 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use tracing_core::span::{Attributes, Id, Record};
-use tracing_core::{Event, Subscriber};
+use tracing_core::subscriber::Interest;
+use tracing_core::{Event, Metadata, Subscriber};
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
@@ -183,6 +184,17 @@ impl<S> Layer<S> for FlightRecorderLayer
 where
     S: Subscriber + for<'lookup> LookupSpan<'lookup>,
 {
+    /// Called once per callsite (and again when interest is rebuilt): a crash file keeps the
+    /// callsite's metadata, so records that point at it can be read after the process died.
+    fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
+        #[cfg(feature = "crash")]
+        if let Some(crash) = self.shared.storage.crash_store() {
+            crash.intern(metadata);
+        }
+        let _ = metadata;
+        Interest::always()
+    }
+
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, _ctx: Context<'_, S>) {
         if !self.shared.is_recording() {
             return;

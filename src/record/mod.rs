@@ -4,9 +4,13 @@
 //! through the [`hooks::TriggerHooks`] trait they implement.
 
 pub(crate) mod clock;
+#[cfg(feature = "crash")]
+pub(crate) mod crash;
 pub(crate) mod encode;
 pub(crate) mod hooks;
 pub(crate) mod layer;
+#[cfg(feature = "crash")]
+pub(crate) mod recovered;
 pub(crate) mod redact;
 pub(crate) mod span_timing;
 pub(crate) mod storage;
@@ -36,6 +40,9 @@ pub(crate) struct RecordingConfig {
     pub(crate) slow_spans: SlowSpanConfig,
     pub(crate) error_level: Option<Level>,
     pub(crate) clock: Option<quanta::Clock>,
+    /// Where the crash file goes (feature `crash`), when the chunks should outlive the process.
+    #[cfg(feature = "crash")]
+    pub(crate) crash_dir: Option<std::path::PathBuf>,
 }
 
 /// The recording: what the layer writes into and every later stage reads from.
@@ -69,12 +76,36 @@ pub(crate) struct Capture {
 }
 
 impl Recording {
-    pub(crate) fn new(config: RecordingConfig) -> Self {
+    /// The recording; with a crash directory, its chunks live in a new crash file there.
+    ///
+    /// # Errors
+    ///
+    /// The crash file could not be created (the error names the directory).
+    pub(crate) fn new(config: RecordingConfig) -> std::io::Result<Self> {
         static NEXT_RECORDER: AtomicU64 = AtomicU64::new(1);
-        Recording {
+        let limits = StorageLimits::for_budget(config.max_bytes, config.min_age);
+        let timebase = Timebase::new(config.clock.unwrap_or_default());
+        #[cfg(feature = "crash")]
+        let storage = match &config.crash_dir {
+            Some(dir) => {
+                let file = crash::CrashFileConfig {
+                    dir: dir.clone(),
+                    max_bytes: config.max_bytes,
+                    min_age_nanos: limits.min_age_nanos,
+                };
+                let store = crash::CrashStore::create(&file, &timebase).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("{}: {e}", dir.display()))
+                })?;
+                Storage::with_crash_store(limits, store)
+            }
+            None => Storage::new(limits),
+        };
+        #[cfg(not(feature = "crash"))]
+        let storage = Storage::new(limits);
+        Ok(Recording {
             id: NEXT_RECORDER.fetch_add(1, Ordering::Relaxed),
-            storage: Storage::new(StorageLimits::for_budget(config.max_bytes, config.min_age)),
-            timebase: Timebase::new(config.clock.unwrap_or_default()),
+            storage,
+            timebase,
             max_field_bytes: config.max_field_bytes,
             redaction: config.redaction,
             recording: AtomicBool::new(config.recording && config.enabled),
@@ -87,7 +118,7 @@ impl Recording {
             enabled: config.enabled,
             max_bytes: config.max_bytes,
             min_age: config.min_age,
-        }
+        })
     }
 
     #[inline]
@@ -121,6 +152,10 @@ impl Recording {
 
     pub(crate) fn count_dropped(&self) {
         self.dropped.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "crash")]
+        if let Some(crash) = self.storage.crash_store() {
+            crash.note_dropped();
+        }
     }
 
     /// Appends a record; `false` if it could not be kept (counted as dropped).

@@ -21,6 +21,7 @@ mod limits;
 mod load_tests;
 #[cfg(test)]
 mod model_tests;
+mod stored;
 mod thread;
 
 use std::collections::BinaryHeap;
@@ -31,6 +32,8 @@ use std::time::Instant;
 
 use crossbeam_utils::CachePadded;
 
+#[cfg(feature = "crash")]
+use crate::record::crash::CrashStore;
 use crate::record::encode::Encoded;
 use crate::sync::{lock, try_lock_until};
 use ringbuf::HeapRb;
@@ -39,47 +42,9 @@ use ringbuf::traits::Observer;
 use candidate::Candidate;
 pub(crate) use chunk::{Chunk, HeldBytes, HeldCopies};
 pub(crate) use limits::{EXPIRE_PER_ROLL, FIRST_CHUNK_BYTES, StorageLimits};
+pub(crate) use stored::{StorageCounters, StoredChunks, ThreadChunks};
 use thread::ThreadState;
 pub(crate) use thread::{ThreadBuffer, ThreadIdentity, next_tid};
-
-/// What the storage hands out at one instant: every thread's chunks (sealed ones shared, current
-/// ones copied) and the counters.
-pub(crate) struct StoredChunks {
-    pub(crate) threads: Vec<ThreadChunks>,
-    pub(crate) written: u64,
-    pub(crate) overwritten: u64,
-    /// Storage allocated when the snapshot was taken, in bytes.
-    pub(crate) allocated_bytes: usize,
-    /// Counts the copies of current chunks as held while this snapshot lives.
-    pub(crate) _copies: HeldCopies,
-}
-
-/// The storage's counters at one instant.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct StorageCounters {
-    /// Threads recording now (exited ones not counted).
-    pub(crate) threads: usize,
-    pub(crate) written: u64,
-    pub(crate) overwritten: u64,
-    pub(crate) allocated_bytes: usize,
-}
-
-/// One thread's chunks, oldest first: the sealed ones shared, then a copy of its current one.
-pub(crate) struct ThreadChunks {
-    pub(crate) identity: ThreadIdentity,
-    pub(crate) sealed: Vec<Arc<Chunk>>,
-    pub(crate) current: Chunk,
-}
-
-impl ThreadChunks {
-    /// Chunk `index`: sealed ones first, then the copy of the current one.
-    pub(crate) fn chunk(&self, index: usize) -> Option<&Chunk> {
-        match self.sealed.get(index) {
-            Some(chunk) => Some(chunk),
-            None => (index == self.sealed.len()).then_some(&self.current),
-        }
-    }
-}
 
 struct StorageInner {
     /// Every live thread, and exited ones until their last chunk is gone.
@@ -94,6 +59,8 @@ struct StorageInner {
     departed_written: u64,
     /// Heap entries looked at while choosing eviction victims: the work chunk rolls do.
     victim_checks: u64,
+    /// Number of the next chunk a thread starts (orders a thread's chunks in a crash file).
+    next_seq: u64,
 }
 
 impl StorageInner {
@@ -172,6 +139,9 @@ pub(crate) struct Storage {
     ring_capacity: usize,
     inner: Mutex<StorageInner>,
     held: Arc<HeldBytes>,
+    /// The crash file the chunks live in, when there is one.
+    #[cfg(feature = "crash")]
+    crash: Option<Arc<CrashStore>>,
 }
 
 impl Storage {
@@ -187,8 +157,34 @@ impl Storage {
                 overwritten: 0,
                 departed_written: 0,
                 victim_checks: 0,
+                next_seq: 1,
             }),
             held: Arc::default(),
+            #[cfg(feature = "crash")]
+            crash: None,
+        }
+    }
+
+    /// Storage whose chunks live in `crash`'s file.
+    #[cfg(feature = "crash")]
+    pub(crate) fn with_crash_store(limits: StorageLimits, crash: Arc<CrashStore>) -> Self {
+        Storage {
+            crash: Some(crash),
+            ..Self::new(limits)
+        }
+    }
+
+    /// The crash file the chunks live in, if any.
+    #[cfg(feature = "crash")]
+    pub(crate) fn crash_store(&self) -> Option<&Arc<CrashStore>> {
+        self.crash.as_ref()
+    }
+
+    /// Tells the crash file the count of evicted records.
+    fn mirror_overwritten(&self, _inner: &StorageInner) {
+        #[cfg(feature = "crash")]
+        if let Some(crash) = &self.crash {
+            crash.note_overwritten(_inner.overwritten);
         }
     }
 
@@ -248,9 +244,15 @@ impl Storage {
             wanted
         };
 
-        let Some(mut fresh) = self.make_room(&mut inner, buffer, wanted, now, nanos_between) else {
+        let fresh = self.make_room(&mut inner, buffer, wanted, now, nanos_between);
+        self.mirror_overwritten(&inner);
+        let Some(mut fresh) = fresh else {
             return false;
         };
+        let seq = inner.next_seq;
+        inner.next_seq += 1;
+        let identity = &buffer.identity;
+        fresh.claim(identity.tid, identity.name.as_deref(), seq);
         fresh.push(record, ts);
         {
             let mut state = lock(&buffer.state);
@@ -320,7 +322,12 @@ impl Storage {
             return None;
         }
         inner.allocated_bytes += wanted;
-        Some(Chunk::with_capacity(wanted, &self.held))
+        Some(Chunk::with_capacity(
+            wanted,
+            &self.held,
+            #[cfg(feature = "crash")]
+            self.crash.as_ref(),
+        ))
     }
 
     /// Takes `victim`'s oldest chunk (its oldest sealed one, else its current one unless it is
@@ -352,9 +359,10 @@ impl Storage {
         let current = mem::take(&mut state.current);
         inner.allocated_bytes -= current.capacity();
         if !current.is_empty() {
-            let compact = current.compacted();
+            let compact = current.compacted(&buffer.identity);
             inner.allocated_bytes += compact.capacity();
             self.seal(&mut inner, &mut state, Arc::new(compact));
+            self.mirror_overwritten(&inner);
         }
         buffer.exited.store(true, Ordering::Relaxed);
         // A thread with records is in the heap, which forgets it once they are gone.

@@ -1,4 +1,5 @@
-//! `blackbox`: summarize, query, validate, convert, open and export flight-recorder dumps.
+//! `blackbox`: summarize, query, validate, convert, open and export flight-recorder dumps, and
+//! recover the crash files of dead processes.
 //!
 //! ```text
 //! cargo install --path . --features cli
@@ -122,6 +123,26 @@ enum Command {
         #[arg(long)]
         gzip: bool,
     },
+    /// Turn the crash file a dead process left (a crash-safe recorder's, in /dev/shm by
+    /// default) into a dump, and remove the file once the dump is written. Given a directory,
+    /// recovers every crash file in it.
+    Recover {
+        /// A crash file (`blackbox-<exe>-<pid>-<start>.shm`) or a directory of them.
+        #[arg(default_value_os_t = tracing_blackbox::recover::default_crash_dir())]
+        target: PathBuf,
+        /// Write the dump here (one file only) instead of a new name in --dir.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Where dumps get new names.
+        #[arg(long, default_value = "blackbox-dumps")]
+        dir: PathBuf,
+        /// Read the file even though its process is still running.
+        #[arg(long)]
+        force: bool,
+        /// Leave the crash file in place.
+        #[arg(long)]
+        keep: bool,
+    },
     /// Copy a dump, gzipping or gunzipping it: the output is gzipped when its name ends in
     /// `.gz`.
     Convert {
@@ -209,6 +230,19 @@ fn main() -> ExitCode {
             output,
             width,
         } => commands::render::render(&file, &output, width),
+        Command::Recover {
+            target,
+            output,
+            dir,
+            force,
+            keep,
+        } => commands::recover::recover(&commands::recover::Request {
+            target,
+            output,
+            dump_dir: dir,
+            force,
+            keep,
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -229,6 +263,10 @@ fn main() -> ExitCode {
             eprintln!("blackbox: {err}");
             ExitCode::from(2)
         }
+        Err(Failure::Recover(message)) => {
+            eprintln!("blackbox: {message}");
+            ExitCode::from(2)
+        }
     }
 }
 
@@ -239,6 +277,8 @@ pub(crate) enum Failure {
     Serve(io::Error),
     /// `export` could not send.
     Export(tracing_blackbox::DumpError),
+    /// `recover` could not recover a file (each line says which and why).
+    Recover(String),
 }
 
 impl From<LoadError> for Failure {

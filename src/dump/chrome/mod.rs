@@ -57,12 +57,16 @@ struct Encoder<C> {
 impl<C: Borrow<Capture>> Encoder<C> {
     fn new(capture: C, timebase: &Timebase, context: DumpContext) -> Self {
         let trigger_span = context.trigger.as_ref().map(|t| t.span_id);
+        let pid = context
+            .process
+            .as_ref()
+            .map_or_else(std::process::id, |(pid, _)| *pid);
         Encoder {
             layout: Layout::build(capture.borrow(), timebase),
             capture,
             timebase: timebase.clone(),
             context,
-            pid: std::process::id(),
+            pid,
             trigger_span,
         }
     }

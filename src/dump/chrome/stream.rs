@@ -88,7 +88,10 @@ impl<C: Borrow<Capture>> ChromeStream<C> {
                         "{{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":{},\"args\":{{\"name\":",
                         encoder.pid
                     )?;
-                    json_str(out, &process_name())?;
+                    match &encoder.context.process {
+                        Some((_, name)) => json_str(out, name)?,
+                        None => json_str(out, &process_name())?,
+                    }
                     out.extend_from_slice(b"}}");
                     Cursor::ThreadName(0)
                 }

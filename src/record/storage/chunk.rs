@@ -4,7 +4,12 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use super::ThreadIdentity;
+#[cfg(feature = "crash")]
+use crate::record::crash::{CrashStore, MappedBlock};
 use crate::record::encode::Encoded;
+#[cfg(feature = "crash")]
+use crate::record::encode::HEADER_BYTES;
 
 /// Bytes of record storage that snapshots keep alive outside the budget: chunks evicted while
 /// a snapshot still read them, and snapshots' copies of current chunks.
@@ -47,11 +52,40 @@ impl Drop for HeldCopies {
     }
 }
 
+/// Where a chunk's bytes live.
+enum Memory {
+    Heap(Box<[u8]>),
+    /// In the crash file, which outlives the process.
+    #[cfg(feature = "crash")]
+    Mapped(MappedBlock),
+}
+
+impl Default for Memory {
+    fn default() -> Self {
+        Memory::Heap(Box::default())
+    }
+}
+
+impl Memory {
+    #[inline]
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Memory::Heap(bytes) => bytes,
+            #[cfg(feature = "crash")]
+            Memory::Mapped(block) => block.bytes(),
+        }
+    }
+
+    fn heap(bytes: &[u8]) -> Memory {
+        Memory::Heap(bytes.into())
+    }
+}
+
 /// A block of encoded records from one thread. Records are appended whole; `last_ts` is the
 /// newest record's timestamp, the chunk's age for eviction.
 #[derive(Default)]
 pub(crate) struct Chunk {
-    buf: Box<[u8]>,
+    buf: Memory,
     len: usize,
     pub(super) records: u32,
     pub(super) last_ts: u64,
@@ -65,15 +99,32 @@ impl Drop for Chunk {
         if *self.detached.get_mut()
             && let Some(gauge) = &self.gauge
         {
-            gauge.sub(self.buf.len());
+            gauge.sub(self.capacity());
         }
     }
 }
 
 impl Chunk {
-    pub(super) fn with_capacity(bytes: usize, gauge: &Arc<HeldBytes>) -> Self {
+    /// An empty chunk of `bytes` (the crash file's block size for that, when there is one;
+    /// ordinary memory when there is none or it is full).
+    pub(super) fn with_capacity(
+        bytes: usize,
+        gauge: &Arc<HeldBytes>,
+        #[cfg(feature = "crash")] crash: Option<&Arc<CrashStore>>,
+    ) -> Self {
+        #[cfg(feature = "crash")]
+        if let Some(store) = crash {
+            match store.allocate(bytes) {
+                Some(block) => return Self::with_memory(Memory::Mapped(block), gauge),
+                None => store.note_unmapped(),
+            }
+        }
+        Self::with_memory(Memory::Heap(vec![0u8; bytes].into_boxed_slice()), gauge)
+    }
+
+    fn with_memory(buf: Memory, gauge: &Arc<HeldBytes>) -> Self {
         Chunk {
-            buf: vec![0u8; bytes].into_boxed_slice(),
+            buf,
             len: 0,
             records: 0,
             last_ts: 0,
@@ -88,12 +139,18 @@ impl Chunk {
         if let Some(gauge) = &self.gauge
             && !self.detached.swap(true, Ordering::Relaxed)
         {
-            gauge.add(self.buf.len());
+            gauge.add(self.capacity());
         }
     }
 
+    /// Records in the chunk.
+    #[cfg(feature = "crash")]
+    pub(crate) fn records(&self) -> u32 {
+        self.records
+    }
+
     pub(super) fn capacity(&self) -> usize {
-        self.buf.len()
+        self.buf.as_slice().len()
     }
 
     pub(super) fn is_empty(&self) -> bool {
@@ -102,18 +159,49 @@ impl Chunk {
 
     #[inline]
     pub(super) fn fits(&self, record: Encoded<'_>) -> bool {
-        self.buf.len() - self.len >= record.len()
+        self.capacity() - self.len >= record.len()
     }
 
     #[inline]
     pub(super) fn push(&mut self, record: Encoded<'_>, ts: u64) {
-        self.buf[self.len..self.len + record.len()].copy_from_slice(record.bytes());
-        self.len += record.len();
+        let end = self.len + record.len();
+        match &mut self.buf {
+            Memory::Heap(bytes) => bytes[self.len..end].copy_from_slice(record.bytes()),
+            #[cfg(feature = "crash")]
+            Memory::Mapped(block) => {
+                let bytes = block.bytes_mut();
+                bytes[self.len..end].copy_from_slice(record.bytes());
+                // Zeros where the next record's header goes: a crash while it is written
+                // leaves non-zero bytes past the committed length, which says so.
+                if let Some(next) = bytes.get_mut(end..end + HEADER_BYTES) {
+                    next.fill(0);
+                }
+                block.commit(end);
+            }
+        }
+        self.len = end;
         self.records += 1;
         self.last_ts = ts;
     }
 
+    /// Gives the chunk to thread `tid` as its chunk number `seq` (the crash file's
+    /// descriptor says whose records these are).
+    #[cfg_attr(not(feature = "crash"), allow(unused_variables))]
+    pub(super) fn claim(&mut self, tid: u64, name: Option<&str>, seq: u64) {
+        #[cfg(feature = "crash")]
+        if let Memory::Mapped(block) = &mut self.buf {
+            block.claim(tid, name, seq);
+            if let Some(first) = block.bytes_mut().get_mut(..HEADER_BYTES) {
+                first.fill(0);
+            }
+        }
+    }
+
     pub(super) fn clear(&mut self) {
+        #[cfg(feature = "crash")]
+        if let Memory::Mapped(block) = &self.buf {
+            block.commit(0);
+        }
         self.len = 0;
         self.records = 0;
         self.last_ts = 0;
@@ -122,7 +210,7 @@ impl Chunk {
     /// A copy of the records, for a snapshot: outside the budget, counted by `HeldCopies`.
     pub(super) fn copy(&self) -> Chunk {
         Chunk {
-            buf: self.bytes().into(),
+            buf: Memory::heap(self.bytes()),
             len: self.len,
             records: self.records,
             last_ts: self.last_ts,
@@ -131,10 +219,28 @@ impl Chunk {
         }
     }
 
-    /// The same records in a chunk of exactly their size.
-    pub(super) fn compacted(&self) -> Chunk {
+    /// The same records in a chunk of exactly their size (in the crash file, the smallest
+    /// block that holds them, claimed for the same thread and number before this chunk goes).
+    pub(super) fn compacted(&self, identity: &ThreadIdentity) -> Chunk {
+        #[cfg(feature = "crash")]
+        if let Memory::Mapped(block) = &self.buf
+            && let Some(mut smaller) = block.store().allocate(self.len)
+        {
+            smaller.claim(identity.tid, identity.name.as_deref(), block.seq());
+            smaller.bytes_mut()[..self.len].copy_from_slice(self.bytes());
+            smaller.commit(self.len);
+            return Chunk {
+                buf: Memory::Mapped(smaller),
+                len: self.len,
+                records: self.records,
+                last_ts: self.last_ts,
+                gauge: self.gauge.clone(),
+                detached: AtomicBool::new(false),
+            };
+        }
+        let _ = identity;
         Chunk {
-            buf: self.bytes().into(),
+            buf: Memory::heap(self.bytes()),
             len: self.len,
             records: self.records,
             last_ts: self.last_ts,
@@ -145,6 +251,21 @@ impl Chunk {
 
     /// The records, encoded back to back (read them with `reader::RecordReader`).
     pub(crate) fn bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
+        &self.buf.as_slice()[..self.len]
+    }
+
+    /// A chunk read back from a crash file: `bytes` are records the crash reader checked and
+    /// whose metadata addresses it replaced with this process's (see `crash::read`), so they
+    /// read like the encoder's output.
+    #[cfg(feature = "crash")]
+    pub(crate) fn recovered(bytes: Vec<u8>, records: u32, last_ts: u64) -> Chunk {
+        Chunk {
+            len: bytes.len(),
+            buf: Memory::Heap(bytes.into_boxed_slice()),
+            records,
+            last_ts,
+            gauge: None,
+            detached: AtomicBool::new(false),
+        }
     }
 }

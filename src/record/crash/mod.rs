@@ -1,0 +1,21 @@
+//! The crash-safe store (feature `crash`): chunks kept in a file-backed shared mapping that
+//! outlives the process, so SIGKILL, an OOM kill, `abort` or a segfault do not lose them; and
+//! reading such a file back in another process. See `docs/format.md` for the file layout.
+
+pub(crate) mod callsites;
+mod format;
+mod process;
+mod read;
+mod registry;
+mod store;
+
+pub(crate) use format::file_prefix;
+pub(crate) use process::{ThisProcess, is_alive};
+pub use read::CrashFileError;
+pub(crate) use read::{CrashFile, read};
+pub(crate) use store::{CrashFileConfig, CrashStore, MappedBlock};
+
+/// The executable's name as crash file names carry it.
+pub(crate) fn exe_label(exe: &std::path::Path) -> String {
+    format::exe_label(exe)
+}

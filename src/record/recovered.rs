@@ -1,0 +1,220 @@
+//! A crash file turned into a capture this process can encode: each callsite of the log
+//! rebuilt as `&'static Metadata` (leaked: a handful per callsite, once per recovery), every
+//! record's callsite address replaced with its rebuilt one, each thread's chunks in order.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use tracing_core::callsite::{Callsite, Identifier};
+use tracing_core::field::FieldSet;
+use tracing_core::metadata::Kind;
+use tracing_core::subscriber::Interest;
+use tracing_core::{Level, Metadata};
+
+use crate::record::crash::CrashFile;
+use crate::record::crash::callsites::CallsiteEntry;
+use crate::record::encode::{HEADER_BYTES, kind};
+use crate::record::storage::{Chunk, StoredChunks, ThreadChunks, ThreadIdentity};
+use crate::record::{Capture, Timebase};
+
+/// A recovered file, ready to encode, and what the reader noticed.
+pub(crate) struct Recovered {
+    pub(crate) capture: Capture,
+    pub(crate) timebase: Timebase,
+    /// Records whose callsite was not in the log (named "unknown callsite").
+    pub(crate) unknown_callsites: u64,
+    /// Chunks cut short at a record that did not parse.
+    pub(crate) damaged_chunks: u64,
+}
+
+/// Stands in for callsites the log does not have.
+struct UnknownCallsite;
+
+impl Callsite for UnknownCallsite {
+    fn set_interest(&self, _: Interest) {}
+
+    fn metadata(&self) -> &Metadata<'_> {
+        &UNKNOWN
+    }
+}
+
+static UNKNOWN_CALLSITE: UnknownCallsite = UnknownCallsite;
+static UNKNOWN: Metadata<'static> = Metadata::new(
+    "unknown callsite",
+    "tracing_blackbox::recovered",
+    Level::INFO,
+    None,
+    None,
+    None,
+    FieldSet::new(&[], Identifier(&UNKNOWN_CALLSITE)),
+    Kind::EVENT,
+);
+
+/// A callsite of the dead process, rebuilt.
+struct RecoveredCallsite(OnceLock<&'static Metadata<'static>>);
+
+impl Callsite for RecoveredCallsite {
+    fn set_interest(&self, _: Interest) {}
+
+    fn metadata(&self) -> &Metadata<'_> {
+        self.0.get().copied().unwrap_or(&UNKNOWN)
+    }
+}
+
+fn leak(text: String) -> &'static str {
+    Box::leak(text.into_boxed_str())
+}
+
+fn rebuild(entry: CallsiteEntry) -> &'static Metadata<'static> {
+    let callsite: &'static RecoveredCallsite =
+        Box::leak(Box::new(RecoveredCallsite(OnceLock::new())));
+    let fields: &'static [&'static str] =
+        Box::leak(entry.fields.into_iter().map(leak).collect::<Box<[_]>>());
+    let metadata: &'static Metadata<'static> = Box::leak(Box::new(Metadata::new(
+        leak(entry.name),
+        leak(entry.target),
+        entry.level,
+        entry.file.map(leak),
+        entry.line,
+        entry.module_path.map(leak),
+        FieldSet::new(fields, Identifier(callsite)),
+        if entry.is_span {
+            Kind::SPAN
+        } else {
+            Kind::EVENT
+        },
+    )));
+    let _ = callsite.0.set(metadata);
+    metadata
+}
+
+/// Builds the capture of a read crash file.
+pub(crate) fn recover(file: CrashFile) -> Recovered {
+    let mut callsites: HashMap<u64, &'static Metadata<'static>> = HashMap::new();
+    for entry in file.callsites {
+        callsites
+            .entry(entry.address)
+            .or_insert_with(|| rebuild(entry));
+    }
+    let mut unknown_callsites = 0;
+    let mut damaged_chunks = 0;
+    let mut end_raw = file.anchor_raw;
+    let mut by_thread: BTreeMap<u64, Vec<(u64, Option<String>, Chunk)>> = BTreeMap::new();
+    let mut retained_bytes = 0;
+    for raw in file.chunks {
+        let mut bytes = raw.bytes;
+        let walk = remap(&mut bytes, &callsites);
+        unknown_callsites += walk.unknown;
+        if walk.len < bytes.len() {
+            damaged_chunks += 1;
+            bytes.truncate(walk.len);
+        }
+        if walk.records == 0 {
+            continue;
+        }
+        end_raw = end_raw.max(walk.last_ts);
+        retained_bytes += bytes.len();
+        let chunk = Chunk::recovered(bytes, walk.records, walk.last_ts);
+        by_thread
+            .entry(raw.tid)
+            .or_default()
+            .push((raw.seq, raw.thread_name, chunk));
+    }
+    let mut retained = 0;
+    let threads = by_thread
+        .into_iter()
+        .map(|(tid, mut chunks)| {
+            chunks.sort_by_key(|(seq, _, _)| *seq);
+            let name = chunks.iter().rev().find_map(|(_, name, _)| name.clone());
+            retained += chunks
+                .iter()
+                .map(|(_, _, chunk)| u64::from(chunk.records()))
+                .sum::<u64>();
+            let mut chunks: Vec<Chunk> = chunks.into_iter().map(|(_, _, chunk)| chunk).collect();
+            let current = chunks.pop().unwrap_or_default();
+            ThreadChunks {
+                identity: ThreadIdentity { tid, name },
+                sealed: chunks.into_iter().map(Arc::new).collect(),
+                current,
+            }
+        })
+        .collect();
+    let raw = StoredChunks::recovered(
+        threads,
+        retained + file.overwritten,
+        file.overwritten,
+        retained_bytes,
+    );
+    Recovered {
+        capture: Capture {
+            raw,
+            end_raw,
+            dropped: file.dropped,
+            max_bytes: usize::try_from(file.max_bytes).unwrap_or(usize::MAX),
+            min_age: Duration::from_nanos(file.min_age_nanos),
+        },
+        timebase: Timebase::recovered(file.anchor_raw, file.anchor_wall, file.nanos_per_tick),
+        unknown_callsites,
+        damaged_chunks,
+    }
+}
+
+/// What walking a chunk's records found.
+struct Walk {
+    /// Bytes of whole records with a known layout; the rest is cut.
+    len: usize,
+    records: u32,
+    last_ts: u64,
+    unknown: u64,
+}
+
+/// Replaces each record's callsite address with this process's rebuilt metadata (or the
+/// unknown callsite's), stopping at the first record whose header or kind is not right.
+fn remap(bytes: &mut [u8], callsites: &HashMap<u64, &'static Metadata<'static>>) -> Walk {
+    let mut walk = Walk {
+        len: 0,
+        records: 0,
+        last_ts: 0,
+        unknown: 0,
+    };
+    let mut at = 0;
+    while let Some(header) = bytes.get(at..at + HEADER_BYTES) {
+        let len = usize::from(u16::from_le_bytes([header[0], header[1]]));
+        let record_kind = header[2];
+        let ts = u64::from_le_bytes(header[4..12].try_into().unwrap_or_default());
+        if len < HEADER_BYTES || at + len > bytes.len() {
+            break;
+        }
+        // Where the callsite's address sits in the body, for the kinds that have one.
+        let address_at = match record_kind {
+            kind::NEW_SPAN => Some(24),
+            kind::VALUES => Some(8),
+            kind::EVENT => Some(0),
+            kind::ENTER | kind::EXIT | kind::CLOSE | kind::FOLLOWS_FROM => None,
+            _ => break,
+        };
+        if let Some(offset) = address_at {
+            let start = at + HEADER_BYTES + offset;
+            if start + 8 > at + len {
+                break;
+            }
+            let address =
+                u64::from_le_bytes(bytes[start..start + 8].try_into().unwrap_or_default());
+            // A `Span::record` without its span's callsite keeps zero.
+            if !(record_kind == kind::VALUES && address == 0) {
+                let metadata = callsites.get(&address).copied().unwrap_or_else(|| {
+                    walk.unknown += 1;
+                    &UNKNOWN
+                });
+                let local = metadata as *const Metadata<'static> as usize as u64;
+                bytes[start..start + 8].copy_from_slice(&local.to_le_bytes());
+            }
+        }
+        at += len;
+        walk.len = at;
+        walk.records += 1;
+        walk.last_ts = walk.last_ts.max(ts);
+    }
+    walk
+}

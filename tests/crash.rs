@@ -1,0 +1,251 @@
+//! The crash-safe store: child processes record into a crash file and die every way a process
+//! dies (SIGKILL, abort, segfault, stack overflow, allocation failure); the parent recovers a
+//! valid dump holding the last record the child reported before it died.
+#![cfg(all(feature = "crash", target_os = "linux"))]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use tracing_blackbox::FlightRecorder;
+use tracing_blackbox::recover::{self, RecoverError, RecoverOptions};
+use tracing_subscriber::prelude::*;
+
+/// The child's mode: how it dies.
+const CHILD_MODE: &str = "BLACKBOX_CRASH_CHILD";
+/// Where the child puts its crash file.
+const CHILD_DIR: &str = "BLACKBOX_CRASH_CHILD_DIR";
+/// After how many steps the child dies (or, for `kill`, is killed while it goes on).
+const STEPS: u64 = 3_000;
+
+/// The child: records spans and events on two threads, prints each step's number once it is
+/// recorded, and dies as `BLACKBOX_CRASH_CHILD` says. Run only by the tests below.
+#[test]
+#[ignore = "the crash tests' child process"]
+fn crash_child() {
+    let mode = std::env::var(CHILD_MODE).expect("run by the crash tests");
+    let dir = std::env::var(CHILD_DIR).expect("run by the crash tests");
+    let (layer, _recorder) = FlightRecorder::builder()
+        .crash_safe(dir)
+        .recover_on_start(false)
+        .max_bytes(256 << 10)
+        .build()
+        .expect("crash-safe recorder");
+    tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer)).unwrap();
+    std::thread::Builder::new()
+        .name("background".into())
+        .spawn(|| {
+            for n in 0u64.. {
+                tracing::debug!(n, "background work");
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        })
+        .unwrap();
+    let mut stdout = std::io::stdout().lock();
+    for seq in 0u64.. {
+        let span = tracing::info_span!("step", seq);
+        let entered = span.enter();
+        tracing::info!(seq, payload = "x".repeat(64).as_str(), "step done");
+        drop(entered);
+        drop(span);
+        use std::io::Write;
+        writeln!(stdout, "{seq}").unwrap();
+        stdout.flush().unwrap();
+        if seq == STEPS && mode != "kill" {
+            die(&mode);
+        }
+    }
+}
+
+fn die(mode: &str) {
+    match mode {
+        "abort" => std::process::abort(),
+        "segfault" => {
+            // SAFETY: none; the point is to crash. Test program only.
+            unsafe { std::ptr::null_mut::<u64>().write_volatile(1) };
+        }
+        "stack_overflow" => {
+            #[allow(unconditional_recursion)]
+            fn deeper(depth: u64) -> u64 {
+                let frame = std::hint::black_box([depth; 64]);
+                deeper(frame[0] + 1) + frame[1]
+            }
+            std::hint::black_box(deeper(0));
+        }
+        "oom" => {
+            // Under `ulimit -v` this allocation fails, and the allocation error aborts.
+            let huge: Vec<u8> = Vec::with_capacity(64 << 30);
+            std::hint::black_box(huge);
+        }
+        other => panic!("unknown mode {other}"),
+    }
+    unreachable!("the child should have died");
+}
+
+/// Runs the child in `mode`, returns the last step it reported and its exit status.
+fn run_child(mode: &str, dir: &Path) -> (u64, Death) {
+    let exe = std::env::current_exe().unwrap();
+    let mut command = if mode == "oom" {
+        let mut shell = Command::new("sh");
+        shell.args(["-c", "ulimit -v 4194304 && exec \"$0\" \"$@\""]);
+        shell.arg(&exe);
+        shell
+    } else {
+        Command::new(&exe)
+    };
+    let mut child = command
+        .args(["--exact", "crash_child", "--nocapture", "--include-ignored"])
+        .env(CHILD_MODE, mode)
+        .env(CHILD_DIR, dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        text
+    });
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut last = None;
+    for line in stdout.lines() {
+        let Ok(line) = line else { break };
+        if let Ok(seq) = line.trim().parse::<u64>() {
+            last = Some(seq);
+            // Killed while it records, mid-loop; the lines already in the pipe still count.
+            if mode == "kill" && seq == STEPS {
+                child.kill().unwrap();
+            }
+        }
+    }
+    let status = child.wait().unwrap();
+    let death = Death {
+        signal: std::os::unix::process::ExitStatusExt::signal(&status),
+        stderr: stderr.join().unwrap(),
+    };
+    (last.expect("the child reported steps"), death)
+}
+
+/// How a child ended.
+struct Death {
+    signal: Option<i32>,
+    stderr: String,
+}
+
+fn only_file(dir: &Path) -> PathBuf {
+    let files = recover::crash_files(dir).unwrap();
+    assert_eq!(files.len(), 1, "one crash file: {files:?}");
+    files.into_iter().next().unwrap()
+}
+
+/// Kills a child `mode`'s way and checks what its crash file gives back: the child must have
+/// died of `signal`, saying `says` on stderr.
+fn dies_and_is_recovered(mode: &str, signal: i32, says: &str) {
+    let crash_dir = tempfile::tempdir().unwrap();
+    let dumps = tempfile::tempdir().unwrap();
+    let (last, death) = run_child(mode, crash_dir.path());
+    assert_eq!(death.signal, Some(signal), "{mode}: {}", death.stderr);
+    assert!(death.stderr.contains(says), "{mode}: {}", death.stderr);
+    let file = only_file(crash_dir.path());
+    let recovery = recover::recover_file(&file, &RecoverOptions::new().dump_dir(dumps.path()))
+        .unwrap_or_else(|e| panic!("{mode}: {e}"));
+    assert!(recovery.removed && !file.exists(), "{mode}: file removed");
+    let dump = common::load(&recovery.dump.path);
+    assert_eq!(dump.other("reason"), "crash");
+    assert!(dump.counter("overwritten") > 0, "{mode}: the ring wrapped");
+    assert_eq!(
+        dump.other("crash")["pid"].as_u64(),
+        Some(u64::from(recovery.pid))
+    );
+    assert_ne!(recovery.pid, std::process::id());
+    let steps: Vec<u64> = dump
+        .phase("i")
+        .filter(|e| e["name"] == "step done")
+        .map(|e| e["args"]["fields"]["seq"].as_u64().expect("numeric seq"))
+        .collect();
+    let newest = *steps.iter().max().expect("step events in the dump");
+    assert!(
+        newest >= last,
+        "{mode}: the dump holds step {newest}, the child reported {last}"
+    );
+    // The window is the newest records: a contiguous run of steps up to the last.
+    let oldest = *steps.iter().min().unwrap();
+    assert_eq!(
+        steps.len() as u64,
+        newest - oldest + 1,
+        "{mode}: no step missing"
+    );
+    assert!(
+        dump.slices_named("step").len() as u64 >= newest - oldest,
+        "{mode}: spans recovered as slices"
+    );
+    assert!(
+        dump.events()
+            .iter()
+            .any(|e| e["name"] == "thread_name" && e["args"]["name"] == "background"),
+        "{mode}: thread names recovered"
+    );
+}
+
+#[test]
+fn sigkill_leaves_a_recoverable_file() {
+    dies_and_is_recovered("kill", libc::SIGKILL, "");
+}
+
+#[test]
+fn abort_leaves_a_recoverable_file() {
+    dies_and_is_recovered("abort", libc::SIGABRT, "");
+}
+
+#[test]
+fn segfault_leaves_a_recoverable_file() {
+    dies_and_is_recovered("segfault", libc::SIGSEGV, "");
+}
+
+#[test]
+fn stack_overflow_leaves_a_recoverable_file() {
+    dies_and_is_recovered("stack_overflow", libc::SIGABRT, "has overflowed its stack");
+}
+
+#[test]
+fn allocation_failure_leaves_a_recoverable_file() {
+    dies_and_is_recovered("oom", libc::SIGABRT, "memory allocation of");
+}
+
+#[test]
+fn a_running_process_file_is_refused_unless_forced() {
+    let crash_dir = tempfile::tempdir().unwrap();
+    let dumps = tempfile::tempdir().unwrap();
+    let (layer, recorder) = FlightRecorder::builder()
+        .crash_safe(crash_dir.path())
+        .recover_on_start(false)
+        .build()
+        .unwrap();
+    let dispatch = common::dispatch(layer);
+    tracing::dispatcher::with_default(&dispatch, || {
+        for n in 0..100 {
+            tracing::info!(n, "alive");
+        }
+    });
+    let file = only_file(crash_dir.path());
+    let options = RecoverOptions::new().dump_dir(dumps.path());
+    match recover::recover_file(&file, &options) {
+        Err(RecoverError::StillRunning { pid, .. }) => assert_eq!(pid, std::process::id()),
+        other => panic!("expected StillRunning, got {other:?}"),
+    }
+    let forced = recover::recover_file(&file, &options.clone().force(true).keep_file(true))
+        .expect("forced recovery");
+    assert!(file.exists(), "kept");
+    let dump = common::load(&forced.dump.path);
+    assert_eq!(
+        dump.phase("i").filter(|e| e["name"] == "alive").count(),
+        100
+    );
+    drop(recorder);
+    drop(dispatch);
+    assert!(!file.exists(), "a recorder that goes away removes its file");
+}
