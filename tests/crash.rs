@@ -63,6 +63,8 @@ fn crash_child() {
 fn die(mode: &str) {
     match mode {
         "abort" => std::process::abort(),
+        // A normal exit: the file goes with the process.
+        "exit" => std::process::exit(0),
         "segfault" => {
             // SAFETY: none; the point is to crash. Test program only.
             unsafe { std::ptr::null_mut::<u64>().write_volatile(1) };
@@ -248,4 +250,85 @@ fn a_running_process_file_is_refused_unless_forced() {
     drop(recorder);
     drop(dispatch);
     assert!(!file.exists(), "a recorder that goes away removes its file");
+}
+
+#[test]
+fn a_clean_exit_leaves_no_file() {
+    let crash_dir = tempfile::tempdir().unwrap();
+    let (last, death) = run_child("exit", crash_dir.path());
+    assert_eq!(last, STEPS);
+    assert_eq!(death.signal, None, "{}", death.stderr);
+    assert_eq!(
+        recover::crash_files(crash_dir.path()).unwrap(),
+        Vec::<PathBuf>::new()
+    );
+}
+
+/// The next run of the same executable recovers what a dead run left, in the background, and
+/// keeps at most `keep_crash_files` of the files it cannot recover.
+#[test]
+fn the_next_run_recovers_on_start_and_bounds_leftovers() {
+    let crash_dir = tempfile::tempdir().unwrap();
+    let dumps = tempfile::tempdir().unwrap();
+    let (last, _) = run_child("abort", crash_dir.path());
+    let left = only_file(crash_dir.path());
+    // Files of this executable that cannot be recovered: not crash files, of dead pids.
+    let name = left.file_name().unwrap().to_string_lossy().into_owned();
+    let exe = name.rsplitn(3, '-').nth(2).unwrap().to_owned();
+    let junk: Vec<PathBuf> = (0..5)
+        .map(|n| {
+            let path = crash_dir
+                .path()
+                .join(format!("{exe}-{}-{n}.shm", 4_000_000_000u64 + n));
+            std::fs::write(&path, b"not a crash file").unwrap();
+            let file = std::fs::File::options().write(true).open(&path).unwrap();
+            let age = std::time::SystemTime::now() - Duration::from_secs(100 - n);
+            file.set_modified(age).unwrap();
+            path
+        })
+        .collect();
+    // Another program's file is never touched.
+    let other = crash_dir
+        .path()
+        .join("blackbox-otherprogram-4000000001-1.shm");
+    std::fs::write(&other, b"x").unwrap();
+
+    let (outcomes_tx, outcomes) = std::sync::mpsc::channel();
+    let (_layer, _recorder) = FlightRecorder::builder()
+        .crash_safe(crash_dir.path())
+        .dump_dir(dumps.path())
+        .keep_crash_files(2)
+        .on_dump(move |outcome| {
+            let _ = outcomes_tx.send(outcome.clone());
+        })
+        .build()
+        .unwrap();
+    let outcome = outcomes
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the crash was recovered on start");
+    assert_eq!(outcome.reason, "crash");
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    let dump = common::load(&outcome.path);
+    let newest = dump
+        .phase("i")
+        .filter(|e| e["name"] == "step done")
+        .filter_map(|e| e["args"]["fields"]["seq"].as_u64())
+        .max();
+    assert!(newest >= Some(last), "{newest:?} < {last}");
+    // The pass ends with the limit: wait for the junk to go down to two.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while junk.iter().filter(|path| path.exists()).count() > 2 {
+        assert!(std::time::Instant::now() < deadline, "leftovers kept to 2");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!left.exists(), "the recovered file is removed");
+    let kept: Vec<_> = junk.iter().filter(|path| path.exists()).collect();
+    assert_eq!(kept, [&junk[3], &junk[4]], "the newest leftovers stay");
+    assert!(other.exists(), "another program's file stays");
+    let own = recover::crash_files(crash_dir.path()).unwrap();
+    assert_eq!(
+        own.len(),
+        4,
+        "this run's own file, the two leftovers, the other program's"
+    );
 }

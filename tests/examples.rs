@@ -374,3 +374,44 @@ fn otlp_export_sends_each_slow_tasks_window() {
         assert_eq!(span.attribute("blackbox.reason"), "Str(slow_span)");
     }
 }
+
+#[cfg(all(feature = "crash", target_os = "linux"))]
+#[test]
+fn crash_safe_recovers_the_aborted_run() {
+    let binary = example("crash_safe").expect("examples are built by `cargo test`");
+    let dir = tempfile::tempdir().unwrap();
+    let crash_dir = dir.path().join("shm");
+    let output = Command::new(&binary)
+        .current_dir(dir.path())
+        .env("CRASH_DIR", &crash_dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("run 1 ended: signal: 6 (SIGABRT)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("run 2: the crash's dump is blackbox-dumps/crash_"),
+        "{stdout}"
+    );
+    let files = dumps(dir.path());
+    assert_eq!(files.len(), 1, "{files:?}");
+    let dump = common::load(&files[0]);
+    assert_eq!(dump.other("reason"), "crash");
+    let requests = dump.slices_named("request");
+    assert_eq!(requests.len(), 7, "requests 1 to 7");
+    assert_eq!(requests.last().unwrap()["args"]["fields"]["request"], 7);
+    assert_eq!(requests.last().unwrap()["args"]["incomplete"], true);
+    assert!(
+        dump.phase("i")
+            .any(|e| e["name"] == "a C library corrupts the heap")
+    );
+    assert_eq!(
+        std::fs::read_dir(&crash_dir).unwrap().count(),
+        0,
+        "the crash file was removed, and run 2's own at its exit"
+    );
+}

@@ -9,8 +9,6 @@ pub(crate) mod crash;
 pub(crate) mod encode;
 pub(crate) mod hooks;
 pub(crate) mod layer;
-#[cfg(feature = "crash")]
-pub(crate) mod recovered;
 pub(crate) mod redact;
 pub(crate) mod span_timing;
 pub(crate) mod storage;

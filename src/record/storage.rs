@@ -16,6 +16,8 @@
 
 mod candidate;
 mod chunk;
+#[cfg(all(test, feature = "crash"))]
+mod crash_model_tests;
 mod limits;
 #[cfg(test)]
 mod load_tests;
@@ -359,7 +361,14 @@ impl Storage {
         let current = mem::take(&mut state.current);
         inner.allocated_bytes -= current.capacity();
         if !current.is_empty() {
-            let compact = current.compacted(&buffer.identity);
+            let compact = current.compacted(
+                &buffer.identity,
+                #[cfg(feature = "crash")]
+                self.crash.as_ref().map(|store| {
+                    inner.next_seq += 1;
+                    (store, inner.next_seq - 1)
+                }),
+            );
             inner.allocated_bytes += compact.capacity();
             self.seal(&mut inner, &mut state, Arc::new(compact));
             self.mirror_overwritten(&inner);

@@ -20,6 +20,7 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+mod capture;
 pub(crate) mod startup;
 
 use std::fmt;
@@ -35,7 +36,7 @@ use crate::dump::context::{DumpContext, Reason};
 use crate::dump::files::{self, DumpInfo};
 use crate::error::DumpError;
 use crate::record::crash;
-use crate::record::recovered::{self, Recovered};
+use capture::Recovered;
 
 pub use crate::record::crash::CrashFileError;
 
@@ -261,7 +262,7 @@ pub fn recover_file(
         });
     }
     let facts = Facts::of(&crash_file, path);
-    let recovered = recovered::recover(crash_file);
+    let recovered = capture::recover(crash_file);
     drop(map);
     let (context, warnings) = facts.context(&recovered);
     let dump = write_dump(&recovered, &context, options)?;

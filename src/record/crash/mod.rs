@@ -12,7 +12,7 @@ mod store;
 pub(crate) use format::file_prefix;
 pub(crate) use process::{ThisProcess, is_alive};
 pub use read::CrashFileError;
-pub(crate) use read::{CrashFile, read};
+pub(crate) use read::{CrashFile, RawChunk, read};
 pub(crate) use store::{CrashFileConfig, CrashStore, MappedBlock};
 
 /// The executable's name as crash file names carry it.

@@ -11,6 +11,7 @@ use super::callsites::{self, CallsiteEntry};
 use super::format::{
     DESCRIPTOR_BYTES, FORMAT_VERSION, HEADER_BYTES, MAGIC, PAGE_BYTES, descriptor, header,
 };
+use crate::record::encode::HEADER_BYTES as HEADER_RECORD_BYTES;
 
 /// Why a file could not be read as a crash file at all.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,9 +181,9 @@ pub(crate) fn read(file: &[u8]) -> Result<CrashFile, CrashFileError> {
         .min(callsites_bytes);
     let (callsites, complete) = callsites::decode(&file[callsites_at..callsites_at + committed]);
 
-    let mut chunks = Vec::new();
-    let mut seen = HashSet::new();
-    let (mut bad_descriptors, mut torn_records) = (0, 0);
+    // Every descriptor that holds records and whose block lies in the arena.
+    let mut blocks = Vec::new();
+    let mut bad_descriptors = 0;
     for index in 0..descriptor_count {
         let at = descriptors_at + index * DESCRIPTOR_BYTES;
         let committed = bytes.u32(at + descriptor::COMMITTED).unwrap_or(0) as usize;
@@ -193,26 +194,42 @@ pub(crate) fn read(file: &[u8]) -> Result<CrashFile, CrashFileError> {
         let offset = bytes.u64(at + descriptor::OFFSET).unwrap_or(u64::MAX);
         let block = usize::try_from(offset).ok().and_then(|offset| {
             let end = offset.checked_add(capacity)?;
-            (end <= arena_bytes && committed <= capacity && offset % PAGE_BYTES == 0)
+            (end <= arena_bytes && committed <= capacity && offset.is_multiple_of(PAGE_BYTES))
                 .then_some(arena_at + offset)
         });
-        let Some(start) = block else {
-            bad_descriptors += 1;
-            continue;
-        };
+        match block {
+            Some(start) => blocks.push((start, capacity, committed, at)),
+            None => bad_descriptors += 1,
+        }
+    }
+    // Blocks never overlap: a damaged offset that makes two overlap keeps the first.
+    blocks.sort_unstable();
+    let mut end_so_far = 0;
+    blocks.retain(|&(start, capacity, _, _)| {
+        let keep = start >= end_so_far;
+        end_so_far = end_so_far.max(start + capacity);
+        bad_descriptors += u64::from(!keep);
+        keep
+    });
+
+    let mut chunks = Vec::with_capacity(blocks.len());
+    let mut seen = HashSet::new();
+    let mut torn_records = 0;
+    for (start, capacity, committed, at) in blocks {
         let tid = bytes.u64(at + descriptor::TID).unwrap_or(0);
         let seq = bytes.u64(at + descriptor::SEQ).unwrap_or(0);
+        // Thread ids count up from 1 in the process: anything else is damage.
+        if tid == 0 || tid > u64::from(u32::MAX) {
+            bad_descriptors += 1;
+            continue;
+        }
         // A thread's chunk moved to a smaller block when it exited: the copy and the original
         // may both be committed if the process died between the two steps.
         if !seen.insert((tid, seq)) {
             continue;
         }
         let next = &file[start + committed..start + capacity];
-        if next
-            .iter()
-            .take(super::super::encode::HEADER_BYTES)
-            .any(|&b| b != 0)
-        {
+        if next.iter().take(HEADER_RECORD_BYTES).any(|&b| b != 0) {
             torn_records += 1;
         }
         chunks.push(RawChunk {

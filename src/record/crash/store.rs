@@ -198,7 +198,7 @@ impl CrashStore {
     /// a descriptor of its own; `None` if the arena or the descriptors are exhausted, or the
     /// file system has no room for it.
     pub(crate) fn allocate(self: &Arc<Self>, bytes: usize) -> Option<MappedBlock> {
-        let pages = bytes.div_ceil(PAGE_BYTES).next_power_of_two();
+        let pages = Self::block_bytes(bytes) / PAGE_BYTES;
         let mut inner = lock(&self.inner);
         let descriptor = inner.free_descriptors.pop()?;
         let Some(first_page) = inner.pages.alloc(pages) else {
@@ -232,6 +232,11 @@ impl CrashStore {
             descriptor,
             seq: 0,
         })
+    }
+
+    /// The size of the block that holds `bytes`: a power of two of pages.
+    pub(crate) fn block_bytes(bytes: usize) -> usize {
+        bytes.max(1).div_ceil(PAGE_BYTES).next_power_of_two() * PAGE_BYTES
     }
 
     fn free(&self, block: &MappedBlock) {
@@ -397,10 +402,6 @@ impl MappedBlock {
     /// The chunk number this block was last claimed for.
     pub(crate) fn seq(&self) -> u64 {
         self.seq
-    }
-
-    pub(crate) fn store(&self) -> &Arc<CrashStore> {
-        &self.store
     }
 }
 

@@ -141,12 +141,12 @@ impl Chunk {
         {
             gauge.add(self.capacity());
         }
-    }
-
-    /// Records in the chunk.
-    #[cfg(feature = "crash")]
-    pub(crate) fn records(&self) -> u32 {
-        self.records
+        // No longer the storage's: a reader of the crash file must not take it for records
+        // still held (the snapshot reads `len`, not the descriptor).
+        #[cfg(feature = "crash")]
+        if let Memory::Mapped(block) = &self.buf {
+            block.commit(0);
+        }
     }
 
     pub(super) fn capacity(&self) -> usize {
@@ -219,28 +219,43 @@ impl Chunk {
         }
     }
 
-    /// The same records in a chunk of exactly their size (in the crash file, the smallest
-    /// block that holds them, claimed for the same thread and number before this chunk goes).
-    pub(super) fn compacted(&self, identity: &ThreadIdentity) -> Chunk {
+    /// The same records in a chunk of exactly their size. With a crash file: in the smallest
+    /// block that holds them, claimed for the same thread (and, if this chunk is in the file,
+    /// the same number, so a reader keeps one of the two should the process die in between;
+    /// else number `fresh_seq`).
+    pub(super) fn compacted(
+        &self,
+        identity: &ThreadIdentity,
+        #[cfg(feature = "crash")] crash: Option<(&Arc<CrashStore>, u64)>,
+    ) -> Chunk {
+        let _ = identity;
+        #[allow(unused_mut)]
+        let mut buf = Memory::heap(self.bytes());
         #[cfg(feature = "crash")]
-        if let Memory::Mapped(block) = &self.buf
-            && let Some(mut smaller) = block.store().allocate(self.len)
-        {
-            smaller.claim(identity.tid, identity.name.as_deref(), block.seq());
-            smaller.bytes_mut()[..self.len].copy_from_slice(self.bytes());
-            smaller.commit(self.len);
-            return Chunk {
-                buf: Memory::Mapped(smaller),
-                len: self.len,
-                records: self.records,
-                last_ts: self.last_ts,
-                gauge: self.gauge.clone(),
-                detached: AtomicBool::new(false),
+        if let Some((store, fresh_seq)) = crash {
+            let seq = match &self.buf {
+                Memory::Mapped(block) => block.seq(),
+                Memory::Heap(_) => fresh_seq,
+            };
+            buf = match store.allocate(self.len) {
+                Some(mut smaller) => {
+                    smaller.claim(identity.tid, identity.name.as_deref(), seq);
+                    smaller.bytes_mut()[..self.len].copy_from_slice(self.bytes());
+                    smaller.commit(self.len);
+                    Memory::Mapped(smaller)
+                }
+                // The arena is full of chunks snapshots hold: ordinary memory of the same
+                // size, so the budget counts the same whichever it got.
+                None => {
+                    store.note_unmapped();
+                    let mut bytes = vec![0u8; CrashStore::block_bytes(self.len)];
+                    bytes[..self.len].copy_from_slice(self.bytes());
+                    Memory::Heap(bytes.into_boxed_slice())
+                }
             };
         }
-        let _ = identity;
         Chunk {
-            buf: Memory::heap(self.bytes()),
+            buf,
             len: self.len,
             records: self.records,
             last_ts: self.last_ts,

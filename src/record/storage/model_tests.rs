@@ -65,11 +65,14 @@ struct Model {
     /// Chunks evicted while a held snapshot shared them: their capacity, until released.
     detached: HashMap<u64, usize>,
     next_chunk_id: u64,
+    /// The capacity of an exited thread's chunk once shrunk to `used` bytes.
+    compacted_capacity: fn(usize) -> usize,
 }
 
 impl Model {
-    fn new(limits: StorageLimits) -> Self {
+    fn new(limits: StorageLimits, compacted_capacity: fn(usize) -> usize) -> Self {
         Model {
+            compacted_capacity,
             limits,
             threads: Vec::new(),
             allocated: 0,
@@ -199,8 +202,9 @@ impl Model {
     fn retire(&mut self, thread: usize) {
         let t = &mut self.threads[thread];
         if let Some(mut current) = t.current.take() {
-            self.allocated -= current.capacity - current.used;
-            current.capacity = current.used;
+            let compacted = (self.compacted_capacity)(current.used);
+            self.allocated -= current.capacity - compacted;
+            current.capacity = compacted;
             t.sealed.push_back(current);
         }
     }
@@ -305,7 +309,7 @@ fn summary(contents: &[(u64, Vec<u64>)]) -> Vec<(u64, u64, u64, usize)> {
 }
 
 #[derive(Debug, Clone)]
-enum Op {
+pub(super) enum Op {
     /// `count` records of `size` bytes from one thread, back to back.
     Append {
         thread: usize,
@@ -325,7 +329,7 @@ enum Op {
 const THREADS: usize = 4;
 
 /// Budgets from 64 KiB to 64 MiB (log-uniform), with `min_age` from 1 ms to 10 s.
-fn limits() -> impl Strategy<Value = StorageLimits> {
+pub(super) fn limits() -> impl Strategy<Value = StorageLimits> {
     (16u32..=26, 0u64..=4).prop_map(|(budget_log2, age_log10)| {
         StorageLimits::for_budget(
             1 << budget_log2,
@@ -335,7 +339,7 @@ fn limits() -> impl Strategy<Value = StorageLimits> {
 }
 
 /// Operations scaled to the budget: records large enough that a few bursts fill it.
-fn ops(limits: StorageLimits) -> impl Strategy<Value = Vec<Op>> {
+pub(super) fn ops(limits: StorageLimits) -> impl Strategy<Value = Vec<Op>> {
     let min_size = (limits.max_bytes / 4_000).clamp(RECORD_HEADER, MAX_RECORD_BYTES);
     let burst = (limits.max_bytes / min_size).max(1);
     let min_age = limits.min_age_nanos;
@@ -360,9 +364,22 @@ fn cases() -> u32 {
 }
 
 fn run_model(limits: StorageLimits, ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let mut model = Model::new(limits);
+    run_model_on(limits, Storage::new(limits), |used| used, ops, |_| Ok(()))
+}
+
+/// Drives `storage` (made for `limits`, shrinking an exited thread's chunk to
+/// `compacted_capacity`) and the model with `ops`; after every step, checks
+/// them against each other and hands the real storage's contents per thread to `also`.
+pub(super) fn run_model_on(
+    limits: StorageLimits,
+    storage: Storage,
+    compacted_capacity: fn(usize) -> usize,
+    ops: Vec<Op>,
+    also: impl Fn(&[(u64, Vec<u64>)]) -> Result<(), TestCaseError>,
+) -> Result<(), TestCaseError> {
+    let mut model = Model::new(limits, compacted_capacity);
     let mut real = Real {
-        storage: Storage::new(limits),
+        storage,
         dropped: 0,
         held: Vec::new(),
     };
@@ -444,6 +461,7 @@ fn run_model(limits: StorageLimits, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 tid
             );
         }
+        also(&contents)?;
     }
     Ok(())
 }

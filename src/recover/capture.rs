@@ -12,8 +12,9 @@ use tracing_core::metadata::Kind;
 use tracing_core::subscriber::Interest;
 use tracing_core::{Level, Metadata};
 
-use crate::record::crash::CrashFile;
+use crate::dump::reader::RecordReader;
 use crate::record::crash::callsites::CallsiteEntry;
+use crate::record::crash::{CrashFile, RawChunk};
 use crate::record::encode::{HEADER_BYTES, kind};
 use crate::record::storage::{Chunk, StoredChunks, ThreadChunks, ThreadIdentity};
 use crate::record::{Capture, Timebase};
@@ -91,6 +92,7 @@ fn rebuild(entry: CallsiteEntry) -> &'static Metadata<'static> {
 
 /// Builds the capture of a read crash file.
 pub(crate) fn recover(file: CrashFile) -> Recovered {
+    let ceiling = latest_possible(&file);
     let mut callsites: HashMap<u64, &'static Metadata<'static>> = HashMap::new();
     for entry in file.callsites {
         callsites
@@ -100,46 +102,46 @@ pub(crate) fn recover(file: CrashFile) -> Recovered {
     let mut unknown_callsites = 0;
     let mut damaged_chunks = 0;
     let mut end_raw = file.anchor_raw;
-    let mut by_thread: BTreeMap<u64, Vec<(u64, Option<String>, Chunk)>> = BTreeMap::new();
     let mut retained_bytes = 0;
-    for raw in file.chunks {
-        let mut bytes = raw.bytes;
-        let walk = remap(&mut bytes, &callsites);
-        unknown_callsites += walk.unknown;
-        if walk.len < bytes.len() {
-            damaged_chunks += 1;
-            bytes.truncate(walk.len);
-        }
-        if walk.records == 0 {
-            continue;
-        }
-        end_raw = end_raw.max(walk.last_ts);
-        retained_bytes += bytes.len();
-        let chunk = Chunk::recovered(bytes, walk.records, walk.last_ts);
-        by_thread
-            .entry(raw.tid)
-            .or_default()
-            .push((raw.seq, raw.thread_name, chunk));
-    }
     let mut retained = 0;
-    let threads = by_thread
-        .into_iter()
-        .map(|(tid, mut chunks)| {
-            chunks.sort_by_key(|(seq, _, _)| *seq);
-            let name = chunks.iter().rev().find_map(|(_, name, _)| name.clone());
-            retained += chunks
-                .iter()
-                .map(|(_, _, chunk)| u64::from(chunk.records()))
-                .sum::<u64>();
-            let mut chunks: Vec<Chunk> = chunks.into_iter().map(|(_, _, chunk)| chunk).collect();
-            let current = chunks.pop().unwrap_or_default();
-            ThreadChunks {
-                identity: ThreadIdentity { tid, name },
-                sealed: chunks.into_iter().map(Arc::new).collect(),
-                current,
+    let mut by_thread: BTreeMap<u64, Vec<RawChunk>> = BTreeMap::new();
+    for raw in file.chunks {
+        by_thread.entry(raw.tid).or_default().push(raw);
+    }
+    let mut threads = Vec::with_capacity(by_thread.len());
+    for (tid, mut raws) in by_thread {
+        raws.sort_by_key(|raw| raw.seq);
+        let name = raws.iter().rev().find_map(|raw| raw.thread_name.clone());
+        // A thread's records are in time order, between the recorder's start and now: a
+        // record out of that order was damaged and is left out.
+        let mut floor = file.anchor_raw;
+        let mut chunks = Vec::with_capacity(raws.len());
+        for raw in raws {
+            let mut bytes = raw.bytes;
+            let walk = remap(&mut bytes, &callsites);
+            unknown_callsites += walk.unknown;
+            bytes.truncate(walk.len);
+            let chunk = Chunk::recovered(bytes, walk.records, walk.last_ts);
+            let kept = in_order(&chunk, floor, ceiling);
+            if walk.cut || kept.records < walk.records {
+                damaged_chunks += 1;
             }
-        })
-        .collect();
+            if kept.records == 0 {
+                continue;
+            }
+            floor = kept.last_ts;
+            end_raw = end_raw.max(kept.last_ts);
+            retained_bytes += kept.bytes.len();
+            retained += u64::from(kept.records);
+            chunks.push(Chunk::recovered(kept.bytes, kept.records, kept.last_ts));
+        }
+        let current = chunks.pop().unwrap_or_default();
+        threads.push(ThreadChunks {
+            identity: ThreadIdentity { tid, name },
+            sealed: chunks.into_iter().map(Arc::new).collect(),
+            current,
+        });
+    }
     let raw = StoredChunks::recovered(
         threads,
         retained + file.overwritten,
@@ -164,6 +166,8 @@ pub(crate) fn recover(file: CrashFile) -> Recovered {
 struct Walk {
     /// Bytes of whole records with a known layout; the rest is cut.
     len: usize,
+    /// Whether anything was cut.
+    cut: bool,
     records: u32,
     last_ts: u64,
     unknown: u64,
@@ -174,6 +178,7 @@ struct Walk {
 fn remap(bytes: &mut [u8], callsites: &HashMap<u64, &'static Metadata<'static>>) -> Walk {
     let mut walk = Walk {
         len: 0,
+        cut: false,
         records: 0,
         last_ts: 0,
         unknown: 0,
@@ -216,5 +221,59 @@ fn remap(bytes: &mut [u8], callsites: &HashMap<u64, &'static Metadata<'static>>)
         walk.records += 1;
         walk.last_ts = walk.last_ts.max(ts);
     }
+    walk.cut = walk.len < bytes.len();
     walk
+}
+
+/// The latest clock reading the process can have written: it died before now, so no record
+/// is later than the anchor plus the wall time since (doubled, plus a minute, for clock
+/// adjustments). Damaged timestamps beyond it are left out.
+fn latest_possible(file: &CrashFile) -> u64 {
+    let since = (chrono::Utc::now() - file.anchor_wall)
+        .to_std()
+        .unwrap_or_default();
+    let nanos = since.as_secs_f64() * 2.0 + 60e9;
+    let ticks = nanos / file.nanos_per_tick;
+    file.anchor_raw
+        .saturating_add(ticks.min(u64::MAX as f64) as u64)
+}
+
+/// The records of a chunk kept for the dump.
+struct Kept {
+    bytes: Vec<u8>,
+    records: u32,
+    last_ts: u64,
+}
+
+/// The records of `chunk` a reader reads (it stops at the first malformed one) whose times
+/// are in order: none before `floor` (the thread's previous record) or after `ceiling`, and
+/// none later than the record after it unless that one is itself out of order (a damaged
+/// timestamp stands out from both neighbours; the record is left out, not the rest).
+fn in_order(chunk: &Chunk, floor: u64, ceiling: u64) -> Kept {
+    let bytes = chunk.bytes();
+    let records: Vec<(usize, usize, u64)> = RecordReader::new(chunk)
+        .map(|(offset, view)| {
+            let at = offset as usize;
+            let len = usize::from(u16::from_le_bytes([bytes[at], bytes[at + 1]]));
+            (at, len, view.ts)
+        })
+        .collect();
+    let mut kept = Kept {
+        bytes: Vec::with_capacity(bytes.len()),
+        records: 0,
+        last_ts: floor,
+    };
+    for (index, &(at, len, ts)) in records.iter().enumerate() {
+        if ts < kept.last_ts || ts > ceiling {
+            continue;
+        }
+        let next = records.get(index + 1).map(|&(_, _, next)| next);
+        if next.is_some_and(|next| next < ts && next >= kept.last_ts) {
+            continue;
+        }
+        kept.bytes.extend_from_slice(&bytes[at..at + len]);
+        kept.records += 1;
+        kept.last_ts = ts;
+    }
+    kept
 }
