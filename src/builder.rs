@@ -361,6 +361,7 @@ impl Builder {
     /// | `BLACKBOX_COOLDOWN` | duration as above, `0` = off | [`cooldown`](Self::cooldown) |
     /// | `BLACKBOX_KEEP` | integer | [`keep_files`](Self::keep_files) |
     /// | `BLACKBOX_GZIP` | on/off | `gzip` (feature `gzip`) |
+    /// | `BLACKBOX_CRASH_DIR` | a directory, `on` (the default one), `off` | `crash_safe` (feature `crash`) |
     pub fn with_env(self) -> Self {
         self.with_env_from(|name| std::env::var(name).ok())
     }

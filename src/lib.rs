@@ -17,6 +17,8 @@ mod recorder;
 #[cfg(feature = "crash")]
 #[cfg_attr(docsrs, doc(cfg(feature = "crash")))]
 pub mod recover;
+#[cfg(all(feature = "crash", not(unix)))]
+compile_error!("the `crash` feature needs a unix target (a shared file mapping and /proc or kill)");
 #[cfg(feature = "http")]
 mod serve;
 mod status;

@@ -254,6 +254,7 @@ impl FlightRecorder {
             dumps_written: dumps.written,
             dumps_failed: dumps.failed,
             last_dump: dumps.last,
+            crash_file: recording.crash_file(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! The recorder at a glance: what [`FlightRecorder::status`](crate::FlightRecorder::status)
 //! returns and `GET /debug/trace/status` serves, for health checks.
 
+use std::path::PathBuf;
 use std::time::SystemTime;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -36,6 +37,8 @@ pub struct RecorderStatus {
     pub dumps_failed: u64,
     /// The latest dump's outcome (a file or an export), and when it was reported.
     pub last_dump: Option<(SystemTime, DumpOutcome)>,
+    /// The crash file the records live in, for a crash-safe recorder (feature `crash`).
+    pub crash_file: Option<PathBuf>,
 }
 
 impl RecorderStatus {
@@ -69,6 +72,7 @@ impl RecorderStatus {
             "dumps_written": self.dumps_written,
             "dumps_failed": self.dumps_failed,
             "last_dump": last_dump,
+            "crash_file": self.crash_file.as_ref().map(|path| path.to_string_lossy()),
         })
         .to_string()
     }

@@ -234,6 +234,8 @@ fn a_running_process_file_is_refused_unless_forced() {
         }
     });
     let file = only_file(crash_dir.path());
+    assert_eq!(recorder.status().crash_file.as_ref(), Some(&file));
+    assert!(recorder.status().to_json().contains("\"crash_file\":\""));
     let options = RecoverOptions::new().dump_dir(dumps.path());
     match recover::recover_file(&file, &options) {
         Err(RecoverError::StillRunning { pid, .. }) => assert_eq!(pid, std::process::id()),
@@ -331,4 +333,166 @@ fn the_next_run_recovers_on_start_and_bounds_leftovers() {
         4,
         "this run's own file, the two leftovers, the other program's"
     );
+}
+
+#[cfg(feature = "cli")]
+#[test]
+fn blackbox_recover_from_the_shell() {
+    use assert_cmd::Command;
+    let crash_dir = tempfile::tempdir().unwrap();
+    let dumps = tempfile::tempdir().unwrap();
+    let (last, _) = run_child("segfault", crash_dir.path());
+    let blackbox = || Command::cargo_bin("blackbox").unwrap();
+
+    // `-o` names one dump: a directory is refused, and nothing is touched.
+    let refused = blackbox()
+        .args(["recover", "-o", "x.json"])
+        .arg(crash_dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("-o names one dump"));
+    let file = only_file(crash_dir.path());
+
+    let output = blackbox()
+        .arg("recover")
+        .arg(crash_dir.path())
+        .arg("--dir")
+        .arg(dumps.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("file removed"), "{stdout}");
+    assert!(!file.exists());
+    let dump_path = common::files_in(dumps.path()).pop().expect("a dump");
+    let dump = common::load(&dump_path);
+    let newest = dump
+        .phase("i")
+        .filter_map(|e| e["args"]["fields"]["seq"].as_u64())
+        .max();
+    assert!(newest >= Some(last));
+
+    let summary = blackbox().arg("summary").arg(&dump_path).output().unwrap();
+    let summary = String::from_utf8_lossy(&summary.stdout);
+    assert!(summary.contains("reason    crash"), "{summary}");
+    assert!(summary.contains("crashed   pid"), "{summary}");
+
+    let again = blackbox()
+        .arg("recover")
+        .arg(crash_dir.path())
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stdout).contains("no crash files"));
+
+    // A running process's file: refused, then read with --force, kept with --keep.
+    let (_layer, _recorder) = FlightRecorder::builder()
+        .crash_safe(crash_dir.path())
+        .recover_on_start(false)
+        .build()
+        .unwrap();
+    let live = only_file(crash_dir.path());
+    let refused = blackbox().arg("recover").arg(&live).output().unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("is still running"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let out = dumps.path().join("live.json");
+    let forced = blackbox()
+        .args(["recover", "--force", "--keep", "-o"])
+        .arg(&out)
+        .arg(&live)
+        .output()
+        .unwrap();
+    assert!(
+        forced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&forced.stderr)
+    );
+    assert!(live.exists() && out.exists());
+    common::load(&out);
+}
+
+/// A killed process its parent has not reaped yet (a zombie) is dead: its file is recovered
+/// without `force`.
+#[test]
+fn a_zombie_is_dead() {
+    let crash_dir = tempfile::tempdir().unwrap();
+    let dumps = tempfile::tempdir().unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "crash_child", "--nocapture", "--include-ignored"])
+        .env(CHILD_MODE, "kill")
+        .env(CHILD_DIR, crash_dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    while lines
+        .next()
+        .is_some_and(|line| line.unwrap().trim() != "100")
+    {}
+    child.kill().unwrap();
+    let stat = format!("/proc/{}/stat", child.id());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&stat).unwrap().contains(") Z ") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the child became a zombie"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let file = only_file(crash_dir.path());
+    let recovery = recover::recover_file(&file, &RecoverOptions::new().dump_dir(dumps.path()))
+        .expect("a zombie's file is recovered");
+    assert_eq!(recovery.pid, child.id());
+    child.wait().unwrap();
+}
+
+#[test]
+fn blackbox_crash_dir_switches_it_from_the_environment() {
+    let crash_dir = tempfile::tempdir().unwrap();
+    let dir = crash_dir.path().to_str().unwrap();
+    let build = |value: &str| {
+        FlightRecorder::builder()
+            .recover_on_start(false)
+            .with_env_from(common::vars(&[(tracing_blackbox::CRASH_ENV_VAR, value)]))
+            .build()
+    };
+    let (_layer, recorder) = build(dir).unwrap();
+    assert_eq!(recover::crash_files(dir).unwrap().len(), 1);
+    assert!(recorder.status().crash_file.is_some());
+    drop((_layer, recorder));
+    assert_eq!(
+        recover::crash_files(dir).unwrap().len(),
+        0,
+        "removed with the recorder"
+    );
+    let (_layer, recorder) = build("off").unwrap();
+    assert!(recorder.status().crash_file.is_none());
+    let (_layer, recorder) = build("on").unwrap();
+    let file = recorder.status().crash_file.expect("the default directory");
+    assert_eq!(file.parent(), Some(recover::default_crash_dir().as_path()));
+    match build("") {
+        Err(tracing_blackbox::BuildError::Env { variable, .. }) => {
+            assert_eq!(variable, "BLACKBOX_CRASH_DIR");
+        }
+        other => panic!("expected an Env error, got {other:?}"),
+    }
+    // A directory that cannot be made: a clear error naming it.
+    let blocked = crash_dir.path().join("a-file");
+    std::fs::write(&blocked, b"").unwrap();
+    let error = build(blocked.join("sub").to_str().unwrap()).unwrap_err();
+    assert!(matches!(
+        error,
+        tracing_blackbox::BuildError::CrashFile { .. }
+    ));
+    assert!(error.to_string().contains("a-file"), "{error}");
 }

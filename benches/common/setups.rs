@@ -70,13 +70,16 @@ pub const SETUPS: [&str; 6] = [
 
 /// Our layer configured otherwise, in the single-thread groups only: every span timed by a
 /// latency threshold that never fires, the recorder switched off (`BLACKBOX=0`), no
-/// redaction, and (with `--features otlp`) OTLP export configured but never triggered.
+/// redaction, (with `--features otlp`) OTLP export configured but never triggered, and (with
+/// `--features crash`) the chunks in a crash file under /dev/shm.
 pub const VARIANTS: &[&str] = &[
     "blackbox_threshold",
     "blackbox_off",
     "blackbox_no_redaction",
     #[cfg(feature = "otlp")]
     "blackbox_otlp",
+    #[cfg(feature = "crash")]
+    "blackbox_crash",
 ];
 
 /// A fresh subscriber for one benchmark. Each is dropped before the next is made: dropping
@@ -119,6 +122,20 @@ pub fn setup(name: &'static str) -> Setup {
                         .with(tracing_flight_recorder::FlightRecorderLayer::new(peer)),
                 ),
                 None,
+            )
+        }
+        #[cfg(feature = "crash")]
+        "blackbox_crash" => {
+            let dir = tempfile::tempdir_in(tracing_blackbox::recover::default_crash_dir())
+                .expect("a crash directory");
+            let (ours, recorder) = tracing_blackbox::FlightRecorder::builder()
+                .crash_safe(dir.path())
+                .recover_on_start(false)
+                .build()
+                .expect("valid");
+            (
+                Dispatch::new(tracing_subscriber::registry().with(ours)),
+                Some(Box::new((recorder, dir))),
             )
         }
         "blackbox_threshold" | "blackbox_off" | "blackbox_no_redaction" | "blackbox_otlp" => {

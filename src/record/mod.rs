@@ -143,6 +143,15 @@ impl Recording {
         self.min_age
     }
 
+    /// The crash file the chunks live in, if any.
+    pub(crate) fn crash_file(&self) -> Option<std::path::PathBuf> {
+        #[cfg(feature = "crash")]
+        if let Some(store) = self.storage.crash_store() {
+            return Some(store.path().to_owned());
+        }
+        None
+    }
+
     /// Records dropped so far (re-entrant callbacks, records that could not be kept).
     pub(crate) fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)

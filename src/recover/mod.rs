@@ -40,16 +40,7 @@ use capture::Recovered;
 
 pub use crate::record::crash::CrashFileError;
 
-/// Where crash files go unless told otherwise: `/dev/shm` (memory; survives the process, not
-/// a reboot) where it exists, else the temporary directory.
-pub fn default_crash_dir() -> PathBuf {
-    let shm = Path::new("/dev/shm");
-    if shm.is_dir() {
-        shm.to_owned()
-    } else {
-        std::env::temp_dir()
-    }
-}
+pub use crate::record::crash::default_crash_dir;
 
 /// The crash files in `dir` (named `blackbox-<exe>-<pid>-<start time>.shm`), oldest first.
 ///

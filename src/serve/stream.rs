@@ -84,6 +84,9 @@ pub(super) struct Slot {
     /// The whole trace went out: the body ends cleanly (otherwise it ends with an error, so
     /// the client sees a cut-off transfer, never a complete-looking one).
     finished: AtomicBool,
+    /// The body handed its end to the connection: the place is free, even if the connection
+    /// has not dropped the body yet (a client that has read the end may ask again at once).
+    ended: AtomicBool,
 }
 
 impl Slots {
@@ -100,8 +103,9 @@ impl Slots {
     pub(super) fn take(&self) -> Option<Arc<Slot>> {
         let now = self.now_ms();
         let mut slots = lock(&self.slots);
-        // Only this list holds a place whose body and task are both gone.
-        slots.retain(|slot| Arc::strong_count(slot) > 1);
+        // Only this list holds a place whose body and task are both gone; a body that ended
+        // is gone as far as the client can tell.
+        slots.retain(|slot| Arc::strong_count(slot) > 1 && !slot.ended.load(Ordering::Acquire));
         if slots.len() >= MAX_BODIES_IN_FLIGHT {
             let grace = STALL_GRACE.as_millis() as u64;
             let stalled = slots.iter().position(|slot| {
@@ -117,6 +121,7 @@ impl Slots {
             cancelled: AtomicBool::new(false),
             cancel: Notify::new(),
             finished: AtomicBool::new(false),
+            ended: AtomicBool::new(false),
         });
         slots.push(Arc::clone(&slot));
         Some(slot)
@@ -243,7 +248,10 @@ impl Body for SnapshotBody {
         let this = self.get_mut();
         match this.pieces.poll_recv(cx) {
             Poll::Ready(Some(piece)) => Poll::Ready(Some(Ok(Frame::data(piece)))),
-            Poll::Ready(None) if this.slot.finished.load(Ordering::Acquire) => Poll::Ready(None),
+            Poll::Ready(None) if this.slot.finished.load(Ordering::Acquire) => {
+                this.slot.ended.store(true, Ordering::Release);
+                Poll::Ready(None)
+            }
             // Cut off (its place was taken, or the server is stopping): the connection is
             // closed without the end of the chunked body, so the client sees an error.
             Poll::Ready(None) => Poll::Ready(Some(Err(io::Error::other(

@@ -89,8 +89,12 @@ pub(crate) struct Regions {
 }
 
 impl Regions {
-    /// Most descriptors a file has, whatever the budget (64 B each: 4 MiB).
-    const MAX_DESCRIPTORS: usize = 1 << 16;
+    /// Most descriptors a file has, whatever the budget (64 B each: 64 MiB).
+    const MAX_DESCRIPTORS: usize = 1 << 20;
+
+    /// One descriptor per this many bytes of arena: a chunk is at least 16 KiB, except an
+    /// exited thread's, shrunk to as little as a page; half the arena is for held chunks.
+    const ARENA_BYTES_PER_DESCRIPTOR: usize = 8 << 10;
 
     /// The regions for `max_bytes` of records. The arena is twice the budget: chunks a
     /// snapshot still reads after their eviction stay where they are, and the buddy allocator
@@ -99,7 +103,8 @@ impl Regions {
     /// space, not memory.
     pub(crate) fn for_budget(max_bytes: usize) -> Regions {
         let arena_bytes = round_up(max_bytes.max(PAGE_BYTES) * 2, PAGE_BYTES);
-        let descriptor_count = (arena_bytes / PAGE_BYTES).min(Self::MAX_DESCRIPTORS);
+        let descriptor_count =
+            (arena_bytes / Self::ARENA_BYTES_PER_DESCRIPTOR).clamp(64, Self::MAX_DESCRIPTORS);
         let callsites_bytes = round_up((max_bytes / 16).clamp(256 << 10, 4 << 20), PAGE_BYTES);
         let descriptors_offset = HEADER_BYTES;
         let callsites_offset =

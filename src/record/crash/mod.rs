@@ -19,3 +19,14 @@ pub(crate) use store::{CrashFileConfig, CrashStore, MappedBlock};
 pub(crate) fn exe_label(exe: &std::path::Path) -> String {
     format::exe_label(exe)
 }
+
+/// Where crash files go unless told otherwise: `/dev/shm` (memory; survives the process, not
+/// a reboot) where it exists, else the temporary directory.
+pub fn default_crash_dir() -> std::path::PathBuf {
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir() {
+        shm.to_owned()
+    } else {
+        std::env::temp_dir()
+    }
+}

@@ -4,14 +4,18 @@
 use std::path::PathBuf;
 
 /// The start time of process `pid` (clock ticks since boot, `/proc/<pid>/stat` field 22), or
-/// `None` if there is no such process.
+/// `None` if there is no such process, or it has died and only waits to be reaped (a zombie:
+/// its memory, and so its recorder, are gone).
 #[cfg(target_os = "linux")]
 pub(crate) fn start_time(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may hold spaces: count from the last ')'.
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    // Fields 3, 4, … follow; the start time is field 22.
-    after_name.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    // Fields 3, 4, … follow: the state, then the start time as field 22.
+    if matches!(fields.next()?, "Z" | "X" | "x") {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }
 
 /// Without `/proc`, a process is only its pid: its start time reads as zero while it lives.

@@ -19,7 +19,9 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 use std::sync::{Arc, Mutex};
 
 use buddy_system_allocator::FrameAllocator;
-use memmap2::{MmapRaw, UncheckedAdvice};
+use memmap2::MmapRaw;
+#[cfg(target_os = "linux")]
+use memmap2::UncheckedAdvice;
 use tracing_core::Metadata;
 
 use super::format::{
@@ -223,9 +225,11 @@ impl CrashStore {
         self.store_u64(at + descriptor::OFFSET, offset as u64);
         // SAFETY: the block is inside the arena, which is inside the mapping.
         let ptr = unsafe { self.base().add(self.regions.arena_offset + offset) };
+        let committed = NonNull::from(self.atomic_u32(at + descriptor::COMMITTED));
         Some(MappedBlock {
             store: Arc::clone(self),
             ptr: NonNull::new(ptr)?,
+            committed,
             capacity,
             first_page,
             pages,
@@ -245,6 +249,7 @@ impl CrashStore {
             .store(0, Ordering::Release);
         // Give the pages back to the file system: the file then uses memory only for chunks
         // that hold records. A failure only leaves them in use.
+        #[cfg(target_os = "linux")]
         // SAFETY: nothing reads or writes the block any more (its `MappedBlock` is being
         // dropped), and MADV_REMOVE on a shared file mapping only zeroes those pages.
         let _ = unsafe {
@@ -345,6 +350,8 @@ fn truncated(bytes: &[u8], max: usize) -> &[u8] {
 pub(crate) struct MappedBlock {
     store: Arc<CrashStore>,
     ptr: NonNull<u8>,
+    /// The descriptor's committed length (in the mapping, which `store` keeps alive).
+    committed: NonNull<AtomicU32>,
     capacity: usize,
     first_page: usize,
     pages: usize,
@@ -379,9 +386,9 @@ impl MappedBlock {
     /// Publishes `len` bytes of complete records (after they were written).
     #[inline]
     pub(crate) fn commit(&self, len: usize) {
-        self.store
-            .atomic_u32(self.field(descriptor::COMMITTED))
-            .store(len as u32, Ordering::Release);
+        // SAFETY: points into the mapping, which `store` keeps alive; only ever accessed
+        // atomically.
+        unsafe { self.committed.as_ref() }.store(len as u32, Ordering::Release);
     }
 
     /// Gives the block to a thread's chunk number `seq`: nothing is committed until its first

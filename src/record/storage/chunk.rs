@@ -174,7 +174,7 @@ impl Chunk {
                 // Zeros where the next record's header goes: a crash while it is written
                 // leaves non-zero bytes past the committed length, which says so.
                 if let Some(next) = bytes.get_mut(end..end + HEADER_BYTES) {
-                    next.fill(0);
+                    next.copy_from_slice(&[0; HEADER_BYTES]);
                 }
                 block.commit(end);
             }

@@ -54,7 +54,7 @@ proptest! {
     fn the_crash_file_holds_what_a_snapshot_holds(
         (limits, ops) in limits().prop_flat_map(|limits| (Just(limits), ops(limits)))
     ) {
-        let dir = tempfile::tempdir_in(crate::recover::default_crash_dir()).unwrap();
+        let dir = tempfile::tempdir_in(crate::record::crash::default_crash_dir()).unwrap();
         let config = CrashFileConfig {
             dir: dir.path().to_owned(),
             max_bytes: limits.max_bytes,

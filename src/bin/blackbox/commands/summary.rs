@@ -75,6 +75,18 @@ pub(crate) fn summary(path: &Path, top: usize) -> Result<(), Failure> {
         )?,
         None => writeln!(out, "  reason    {reason}")?,
     }
+    if let Some(crash) = other.get("crash") {
+        writeln!(
+            out,
+            "  crashed   pid {} ({}), recovered from {}",
+            crash["pid"],
+            crash["exe"].as_str().unwrap_or("?"),
+            crash["file"].as_str().unwrap_or("?")
+        )?;
+        for warning in other["warnings"].as_array().into_iter().flatten() {
+            writeln!(out, "  warning   {}", warning.as_str().unwrap_or("?"))?;
+        }
+    }
     if let Some(event) = other.get("trigger_event") {
         writeln!(
             out,
