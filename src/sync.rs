@@ -1,7 +1,7 @@
 //! Small shared helpers: locks that survive poisoning or give up at a deadline, and running
 //! background work unrecorded.
 //!
-//! Background work runs under `NoSubscriber`, scoped to each unit of work.
+//! Background work runs under `Dispatch::none()`, scoped to each unit of work.
 //! Scoped, not for a thread's whole life: while any thread is inside `with_default`,
 //! tracing-core takes its slow path for every `tracing` call in the process (a thread-local
 //! look-up instead of the global default), and events emitted from inside a subscriber go
@@ -34,6 +34,12 @@ pub(crate) fn try_lock_until<T>(mutex: &Mutex<T>, deadline: Instant) -> Option<M
 }
 
 /// Runs `work` with no subscriber: nothing it does is recorded, by us or by other layers.
+///
+/// `Dispatch::none()`, not a new `Dispatch` of `NoSubscriber`: creating a dispatcher makes
+/// tracing-core recompute every callsite's cached interest with it included, and a subscriber
+/// that wants nothing turns "always" into "sometimes" for the whole process — every later
+/// `tracing` call then asks each subscriber `enabled` again (about 50 instructions an event),
+/// long after the work is done.
 pub(crate) fn quietly<T>(work: impl FnOnce() -> T) -> T {
-    tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), work)
+    tracing::dispatcher::with_default(&tracing::Dispatch::none(), work)
 }

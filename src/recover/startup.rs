@@ -21,13 +21,12 @@ pub(crate) struct Startup {
     pub(crate) keep_files: usize,
 }
 
-/// Runs the pass on a thread of its own (under `NoSubscriber`), reporting each dump.
+/// Runs the pass on a thread of its own (recording nothing), reporting each dump.
 pub(crate) fn spawn(startup: Startup, report: impl Fn(DumpOutcome) + Send + 'static) {
     let _ = std::thread::Builder::new()
         .name("blackbox-recover".into())
         .spawn(move || {
-            let _quiet = tracing::subscriber::set_default(tracing::subscriber::NoSubscriber::new());
-            run(&startup, &report);
+            crate::sync::quietly(|| run(&startup, &report));
         });
 }
 
