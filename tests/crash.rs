@@ -87,6 +87,15 @@ fn die(mode: &str) {
     unreachable!("the child should have died");
 }
 
+/// `command` (this test program) made the child that dies `mode`'s way, its steps on stdout.
+fn as_child<'a>(command: &'a mut Command, mode: &str, dir: &Path) -> &'a mut Command {
+    command
+        .args(["--exact", "crash_child", "--nocapture", "--include-ignored"])
+        .env(CHILD_MODE, mode)
+        .env(CHILD_DIR, dir)
+        .stdout(Stdio::piped())
+}
+
 /// Runs the child in `mode`, returns the last step it reported and its exit status.
 fn run_child(mode: &str, dir: &Path) -> (u64, Death) {
     let exe = std::env::current_exe().unwrap();
@@ -98,11 +107,7 @@ fn run_child(mode: &str, dir: &Path) -> (u64, Death) {
     } else {
         Command::new(&exe)
     };
-    let mut child = command
-        .args(["--exact", "crash_child", "--nocapture", "--include-ignored"])
-        .env(CHILD_MODE, mode)
-        .env(CHILD_DIR, dir)
-        .stdout(Stdio::piped())
+    let mut child = as_child(&mut command, mode, dir)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -426,11 +431,8 @@ fn blackbox_recover_from_the_shell() {
 fn a_zombie_is_dead() {
     let crash_dir = tempfile::tempdir().unwrap();
     let dumps = tempfile::tempdir().unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "crash_child", "--nocapture", "--include-ignored"])
-        .env(CHILD_MODE, "kill")
-        .env(CHILD_DIR, crash_dir.path())
-        .stdout(Stdio::piped())
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    let mut child = as_child(&mut command, "kill", crash_dir.path())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
