@@ -73,12 +73,9 @@ fn unsafe_free_gettid() -> String {
         .unwrap_or_default()
 }
 
-#[test]
-fn recording_callbacks_make_no_file_or_thread_system_calls() {
-    if std::env::var_os(CHILD).is_some() {
-        the_workload(std::path::Path::new(&std::env::var_os(CHILD).unwrap()));
-        return;
-    }
+/// Runs `test` (this test, in the child) under strace and returns the system calls its
+/// recording thread made between the workload's markers, and the child's dump directory.
+fn traced_calls(test: &str) -> (Vec<(String, String)>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("strace.log");
     let dumps = dir.path().join("dumps");
@@ -86,12 +83,7 @@ fn recording_callbacks_make_no_file_or_thread_system_calls() {
         .args(["-f", "-qq", "-o"])
         .arg(&log)
         .arg(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "recording_callbacks_make_no_file_or_thread_system_calls",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
         .env(CHILD, &dumps)
         .output()
         .expect("strace is installed (.ci/run installs it)");
@@ -127,7 +119,12 @@ fn recording_callbacks_make_no_file_or_thread_system_calls() {
             break;
         }
         if inside {
-            let name = call.split('(').next().unwrap_or("").to_owned();
+            // strace splits a call another thread interrupted: "<... name resumed>".
+            let name = match call.strip_prefix("<... ") {
+                Some(rest) => rest.split(' ').next().unwrap_or(""),
+                None => call.split('(').next().unwrap_or(""),
+            }
+            .to_owned();
             seen.push((name, call.to_owned()));
         }
     }
@@ -135,6 +132,11 @@ fn recording_callbacks_make_no_file_or_thread_system_calls() {
         !seen.is_empty() || inside,
         "the markers were found in the trace"
     );
+    (seen, dir)
+}
+
+/// Fails on any forbidden call among `seen`.
+fn assert_no_forbidden(seen: &[(String, String)]) {
     let forbidden: Vec<&String> = seen
         .iter()
         .filter(|(name, _)| FORBIDDEN.contains(&name.as_str()))
@@ -149,6 +151,17 @@ fn recording_callbacks_make_no_file_or_thread_system_calls() {
             .collect::<Vec<_>>()
             .join("\n")
     );
+}
+
+#[test]
+fn recording_callbacks_make_no_file_or_thread_system_calls() {
+    if std::env::var_os(CHILD).is_some() {
+        the_workload(std::path::Path::new(&std::env::var_os(CHILD).unwrap()));
+        return;
+    }
+    let (seen, dir) = traced_calls("recording_callbacks_make_no_file_or_thread_system_calls");
+    assert_no_forbidden(&seen);
+    let dumps = dir.path().join("dumps");
     // And the dumps did happen, elsewhere: top-N kept the slowest breach only.
     let files = common::files_in(&dumps);
     let slow: Vec<_> = files
@@ -167,4 +180,58 @@ fn recording_callbacks_make_no_file_or_thread_system_calls() {
             .to_string_lossy()
             .starts_with("error")
     }));
+}
+
+/// A crash-safe recorder's chunks are a shared file's pages: recording into them, through
+/// chunk rolls and evictions, touches no file either. Taking a block reserves its pages
+/// (`fallocate`) and freeing one gives them back (`madvise`): memory calls on tmpfs, made
+/// only while the chunks grow.
+#[cfg(feature = "crash")]
+#[test]
+fn crash_safe_recording_makes_no_file_calls_either() {
+    if let Some(dir) = std::env::var_os(CHILD) {
+        let (layer, recorder) = FlightRecorder::builder()
+            .crash_safe(std::path::Path::new(&dir).join("shm"))
+            .recover_on_start(false)
+            .max_bytes(256 << 10)
+            .build()
+            .unwrap();
+        let dispatch = common::dispatch(layer);
+        tracing::dispatcher::with_default(&dispatch, || {
+            tracing::info!("warm up");
+            eprintln!("BLACKBOX_BEGIN {}", unsafe_free_gettid());
+            // Many times the budget: chunk rolls, growth and eviction.
+            for n in 0..50_000u64 {
+                tracing::info_span!("step", n).in_scope(|| tracing::info!(n, "recorded"));
+            }
+            eprintln!("BLACKBOX_END");
+        });
+        assert!(recorder.status().overwritten > 0);
+        return;
+    }
+    let (seen, _dir) = traced_calls("crash_safe_recording_makes_no_file_calls_either");
+    assert_no_forbidden(&seen);
+    let allowed = [
+        "write",
+        "fallocate",
+        "madvise",
+        "futex",
+        "brk",
+        "mmap",
+        "munmap",
+    ];
+    let other: Vec<&String> = seen
+        .iter()
+        .filter(|(name, _)| !allowed.contains(&name.as_str()))
+        .map(|(_, call)| call)
+        .collect();
+    assert!(
+        other.is_empty(),
+        "unexpected calls on the recording thread: {other:?}"
+    );
+    let reserved = seen.iter().filter(|(name, _)| name == "fallocate").count();
+    assert!(
+        reserved <= 64,
+        "{reserved} fallocate calls: only while chunks grow"
+    );
 }
