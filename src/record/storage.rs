@@ -1,9 +1,10 @@
 //! Record storage: per-thread chunk rings under one byte budget.
 //!
 //! Every recording thread owns a [`ThreadBuffer`]: a *current* chunk it appends encoded
-//! records to, and a `ringbuf` ring of *sealed* chunks, oldest first. Appending takes only the
-//! thread's own mutex, which nobody else touches except a snapshot (for a `memcpy`) and the
-//! evictor (once per chunk). The shared [`Storage`] lock is taken once per chunk, when a thread
+//! records to, and a `ringbuf` ring of *sealed* chunks, oldest first. Appending takes no lock
+//! and no atomic read-modify-write: snapshots copy what the chunk has published while the
+//! thread appends past it, and the storage takes an idle thread's chunk only after a
+//! handshake (`thread`'s module comment). The shared [`Storage`] lock is taken once per chunk, when a thread
 //! needs a fresh one: that is where the byte budget (`max_bytes`) and the history target
 //! (`min_age`) are enforced, by evicting the chunk whose newest record is oldest, from whichever
 //! thread holds it.
@@ -14,35 +15,38 @@
 //! so a key in the heap is a lower bound that is corrected when it reaches the top: a chunk
 //! roll costs O(log threads), amortized.
 
+mod barrier;
 mod candidate;
 mod chunk;
+mod copy;
 #[cfg(all(test, feature = "crash"))]
 mod crash_model_tests;
+mod held;
 mod limits;
 #[cfg(test)]
 mod load_tests;
 #[cfg(test)]
 mod model_tests;
+#[cfg(test)]
+mod race_tests;
 mod stored;
 mod thread;
 
 use std::collections::BinaryHeap;
 use std::mem;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
-
-use crossbeam_utils::CachePadded;
 
 #[cfg(feature = "crash")]
 use crate::record::crash::CrashStore;
 use crate::record::encode::Encoded;
-use crate::sync::{lock, try_lock_until};
+use crate::sync::lock;
 use ringbuf::HeapRb;
 use ringbuf::traits::Observer;
 
 use candidate::Candidate;
-pub(crate) use chunk::{Chunk, HeldBytes, HeldCopies};
+pub(crate) use chunk::Chunk;
+pub(crate) use held::{HeldBytes, HeldCopies};
 pub(crate) use limits::{EXPIRE_PER_ROLL, FIRST_CHUNK_BYTES, StorageLimits};
 pub(crate) use stored::{StorageCounters, StoredChunks, ThreadChunks};
 use thread::ThreadState;
@@ -114,7 +118,13 @@ impl StorageInner {
             let (actual, written) = {
                 let mut state = lock(&thread.state);
                 let include_current = !std::ptr::eq(Arc::as_ptr(&thread), requester);
-                (state.oldest_key(include_current), state.written)
+                // SAFETY: we hold the storage lock (`self` is its guarded data).
+                unsafe {
+                    (
+                        thread.oldest_key(&mut state, include_current),
+                        thread.written(),
+                    )
+                }
             };
             match actual {
                 Some(key) if key <= stored => return Some((thread, key)),
@@ -148,6 +158,7 @@ pub(crate) struct Storage {
 
 impl Storage {
     pub(crate) fn new(limits: StorageLimits) -> Self {
+        barrier::init();
         Storage {
             limits,
             ring_capacity: limits.max_chunks_per_thread(),
@@ -198,18 +209,14 @@ impl Storage {
     /// Registers the calling thread.
     pub(crate) fn register(&self, identity: ThreadIdentity) -> Arc<ThreadBuffer> {
         let mut inner = lock(&self.inner);
-        let buffer = Arc::new(ThreadBuffer {
+        let buffer = Arc::new(ThreadBuffer::new(
             identity,
-            state: CachePadded::new(Mutex::new(ThreadState {
+            ThreadState {
                 sealed: HeapRb::new(self.ring_capacity),
-                current: Chunk::default(),
                 next_chunk_bytes: FIRST_CHUNK_BYTES.min(self.limits.chunk_bytes),
-                written: 0,
-            })),
-            index: AtomicUsize::new(inner.threads.len()),
-            in_heap: AtomicBool::new(false),
-            exited: AtomicBool::new(false),
-        });
+            },
+            inner.threads.len(),
+        ));
         inner.threads.push(Arc::clone(&buffer));
         buffer
     }
@@ -227,17 +234,21 @@ impl Storage {
         let mut inner = lock(&self.inner);
         let wanted = {
             let mut state = lock(&buffer.state);
-            if state.current.fits(record) {
+            // SAFETY: the owner (only it appends), holding the storage lock.
+            let current = unsafe { buffer.current() };
+            if current.fits(record) {
                 // Another path made room while we waited for the storage lock.
-                state.current.push(record, ts);
-                state.written += 1;
+                // SAFETY: as above: the chunk's writer.
+                unsafe { current.push(record, ts) };
                 return true;
             }
-            if !state.current.is_empty() {
+            if !current.is_empty() {
+                // SAFETY: as above.
+                let full = unsafe { buffer.replace_current(Chunk::default()) };
                 let mut shell = inner.shells.pop().unwrap_or_default();
                 match Arc::get_mut(&mut shell) {
-                    Some(slot) => *slot = mem::take(&mut state.current),
-                    None => shell = Arc::new(mem::take(&mut state.current)),
+                    Some(slot) => *slot = full,
+                    None => shell = Arc::new(full),
                 }
                 self.seal(&mut inner, &mut state, shell);
             }
@@ -255,12 +266,13 @@ impl Storage {
         inner.next_seq += 1;
         let identity = &buffer.identity;
         fresh.claim(identity.tid, identity.name.as_deref(), seq);
-        fresh.push(record, ts);
+        // SAFETY: nobody else holds the fresh chunk.
+        unsafe { fresh.push(record, ts) };
         {
-            let mut state = lock(&buffer.state);
+            let _state = lock(&buffer.state);
             // Only this thread installs current chunks, and it left its slot empty above.
-            state.current = fresh;
-            state.written += 1;
+            // SAFETY: the owner, holding the storage lock.
+            unsafe { buffer.replace_current(fresh) };
         }
         inner.push_candidate(buffer, ts);
         true
@@ -273,7 +285,7 @@ impl Storage {
         if state.sealed.is_full()
             && let Some(oldest) = state.sealed.try_pop()
         {
-            inner.overwritten += u64::from(oldest.records);
+            inner.overwritten += u64::from(oldest.records());
             if let Some(freed) = inner.unshare(oldest) {
                 inner.allocated_bytes -= freed.capacity();
             }
@@ -343,14 +355,20 @@ impl Storage {
         let mut state = lock(&victim.state);
         if let Some(sealed) = state.sealed.try_pop() {
             drop(state);
-            inner.overwritten += u64::from(sealed.records);
+            inner.overwritten += u64::from(sealed.records());
             return inner.unshare(sealed);
         }
-        if std::ptr::eq(victim, requester) || state.current.is_empty() {
+        if std::ptr::eq(victim, requester)
+            // SAFETY: we hold the storage lock.
+            || unsafe { victim.current() }.is_empty()
+        {
             return None;
         }
-        inner.overwritten += u64::from(state.current.records);
-        Some(mem::take(&mut state.current))
+        // An idle thread's chunk: taken from under it (the owner may be about to append).
+        // SAFETY: we hold the storage lock.
+        let taken = unsafe { victim.take_current() };
+        inner.overwritten += u64::from(taken.records());
+        Some(taken)
     }
 
     /// Called when a thread exits: its partly filled chunk is shrunk to its contents, so an
@@ -358,7 +376,8 @@ impl Storage {
     pub(crate) fn retire(&self, buffer: &ThreadBuffer) {
         let mut inner = lock(&self.inner);
         let mut state = lock(&buffer.state);
-        let current = mem::take(&mut state.current);
+        // SAFETY: the owner (exiting), holding the storage lock.
+        let current = unsafe { buffer.replace_current(Chunk::default()) };
         inner.allocated_bytes -= current.capacity();
         if !current.is_empty() {
             let compact = current.compacted(
@@ -375,82 +394,13 @@ impl Storage {
         }
         buffer.exited.store(true, Ordering::Relaxed);
         // A thread with records is in the heap, which forgets it once they are gone.
-        if !state.has_records() && !buffer.in_heap.load(Ordering::Relaxed) {
-            let written = state.written;
+        // SAFETY: we hold the storage lock.
+        let has_records = unsafe { buffer.has_records(&state) };
+        if !has_records && !buffer.in_heap.load(Ordering::Relaxed) {
+            // SAFETY: as above.
+            let written = unsafe { buffer.written() };
             drop(state);
             inner.remove_thread(buffer, written);
-        }
-    }
-
-    /// Copies every thread's chunks. Holds the storage lock throughout so that no chunk is
-    /// evicted half-way (the counters then add up exactly), and each thread's lock only for the
-    /// copy of its current chunk.
-    pub(crate) fn snapshot(&self) -> StoredChunks {
-        let mut written = 0;
-        let inner = lock(&self.inner);
-        let threads = inner
-            .threads
-            .iter()
-            .map(|thread| thread.copy(&mut lock(&thread.state), &mut written))
-            .collect();
-        self.finish_snapshot(&inner, threads, written)
-    }
-
-    /// [`snapshot`](Self::snapshot) for a panic hook: gives up (`None`) rather than wait past
-    /// `deadline` for any lock, since the panicking thread may hold one.
-    pub(crate) fn try_snapshot(&self, deadline: Instant) -> Option<StoredChunks> {
-        let mut written = 0;
-        let inner = try_lock_until(&self.inner, deadline)?;
-        let threads = inner
-            .threads
-            .iter()
-            .map(|thread| {
-                try_lock_until(&thread.state, deadline)
-                    .map(|mut state| thread.copy(&mut state, &mut written))
-            })
-            .collect::<Option<Vec<_>>>()?;
-        Some(self.finish_snapshot(&inner, threads, written))
-    }
-
-    fn finish_snapshot(
-        &self,
-        inner: &StorageInner,
-        mut threads: Vec<ThreadChunks>,
-        written: u64,
-    ) -> StoredChunks {
-        // Registration order, whatever removals did to the list.
-        threads.sort_unstable_by_key(|thread| thread.identity.tid);
-        let copied = threads
-            .iter()
-            .map(|thread| thread.current.bytes().len())
-            .sum();
-        StoredChunks {
-            threads,
-            written: written + inner.departed_written,
-            overwritten: inner.overwritten,
-            allocated_bytes: inner.allocated_bytes,
-            _copies: HeldCopies::new(&self.held, copied),
-        }
-    }
-
-    /// The counters alone, without copying anything: for status reports. Each thread's lock
-    /// is taken only to read its count.
-    pub(crate) fn counters(&self) -> StorageCounters {
-        let inner = lock(&self.inner);
-        let written = inner
-            .threads
-            .iter()
-            .map(|thread| lock(&thread.state).written)
-            .sum::<u64>();
-        StorageCounters {
-            threads: inner
-                .threads
-                .iter()
-                .filter(|thread| !thread.exited.load(Ordering::Relaxed))
-                .count(),
-            written: written + inner.departed_written,
-            overwritten: inner.overwritten,
-            allocated_bytes: inner.allocated_bytes,
         }
     }
 
@@ -466,7 +416,8 @@ impl Storage {
         for thread in mem::take(&mut inner.threads) {
             let mut state = lock(&thread.state);
             state.sealed.clear();
-            state.current = Chunk::default();
+            // SAFETY: we hold the storage lock.
+            drop(unsafe { thread.take_current() });
             thread.in_heap.store(false, Ordering::Relaxed);
         }
         inner.shells.clear();

@@ -360,23 +360,21 @@ pub(crate) struct MappedBlock {
 }
 
 // SAFETY: the block's bytes belong to this value alone (the allocator hands each block out
-// once); `&mut self` writes them, `&self` only reads them, as for a `Box<[u8]>`.
+// once); who writes them when is the owning chunk's protocol (`storage::chunk`).
 unsafe impl Send for MappedBlock {}
 // SAFETY: see `Send`.
 unsafe impl Sync for MappedBlock {}
 
 impl MappedBlock {
+    /// The block's first byte. Its bytes are reached only through this pointer (see
+    /// `storage::chunk`): the writer past the published length, readers below it.
     #[inline]
-    pub(crate) fn bytes(&self) -> &[u8] {
-        // SAFETY: the block is `capacity` bytes of the mapping, which `store` keeps alive, and
-        // no `&mut` to it exists while `&self` does.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.capacity) }
+    pub(crate) fn base(&self) -> *mut u8 {
+        self.ptr.as_ptr()
     }
 
-    #[inline]
-    pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
-        // SAFETY: as in `bytes`, and `&mut self` makes this the only reference.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.capacity) }
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
     }
 
     fn field(&self, offset: usize) -> usize {

@@ -1,97 +1,106 @@
-//! A chunk: one block of encoded records from one thread, and the gauge of chunks that
-//! snapshots hold beyond the budget.
+//! A chunk: one block of encoded records from one thread, filled by that thread while
+//! snapshots read what it has published.
+//!
+//! Its writer appends past the published length and then publishes the new one (a release
+//! store of length and record count together); a reader reads below the length it loaded
+//! (acquire). So the bytes are only ever reached through a raw pointer, never through a
+//! reference that covers what the writer is writing.
 
+use std::ptr::NonNull;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::ThreadIdentity;
+use super::held::HeldBytes;
 #[cfg(feature = "crash")]
 use crate::record::crash::{CrashStore, MappedBlock};
 use crate::record::encode::Encoded;
 #[cfg(feature = "crash")]
 use crate::record::encode::HEADER_BYTES;
 
-/// Bytes of record storage that snapshots keep alive outside the budget: chunks evicted while
-/// a snapshot still read them, and snapshots' copies of current chunks.
-#[derive(Debug, Default)]
-pub(crate) struct HeldBytes(AtomicUsize);
+/// Heap memory for a chunk, owned through a raw pointer (see the module's comment).
+struct HeapBytes {
+    ptr: NonNull<u8>,
+    capacity: usize,
+}
 
-impl HeldBytes {
-    pub(crate) fn get(&self) -> usize {
-        self.0.load(Ordering::Relaxed)
-    }
+// SAFETY: a plain owned allocation; who may write it when is the chunk's protocol.
+unsafe impl Send for HeapBytes {}
+// SAFETY: as above.
+unsafe impl Sync for HeapBytes {}
 
-    fn add(&self, bytes: usize) {
-        self.0.fetch_add(bytes, Ordering::Relaxed);
-    }
-
-    fn sub(&self, bytes: usize) {
-        self.0.fetch_sub(bytes, Ordering::Relaxed);
+impl HeapBytes {
+    fn new(bytes: Box<[u8]>) -> Self {
+        let capacity = bytes.len();
+        let ptr = NonNull::new(Box::into_raw(bytes).cast::<u8>()).unwrap_or(NonNull::dangling());
+        HeapBytes { ptr, capacity }
     }
 }
 
-/// Counts a snapshot's copies of current chunks in [`HeldBytes`] while the snapshot lives.
-pub(crate) struct HeldCopies {
-    gauge: Arc<HeldBytes>,
-    bytes: usize,
-}
-
-impl HeldCopies {
-    pub(super) fn new(gauge: &Arc<HeldBytes>, bytes: usize) -> Self {
-        gauge.add(bytes);
-        HeldCopies {
-            gauge: Arc::clone(gauge),
-            bytes,
-        }
-    }
-}
-
-impl Drop for HeldCopies {
+impl Drop for HeapBytes {
     fn drop(&mut self) {
-        self.gauge.sub(self.bytes);
+        if self.capacity > 0 {
+            let slice = std::ptr::slice_from_raw_parts_mut(self.ptr.as_ptr(), self.capacity);
+            // SAFETY: made by `Box::into_raw` of a boxed slice of this length, freed once.
+            drop(unsafe { Box::from_raw(slice) });
+        }
     }
 }
 
 /// Where a chunk's bytes live.
 enum Memory {
-    Heap(Box<[u8]>),
+    Heap(HeapBytes),
     /// In the crash file, which outlives the process.
     #[cfg(feature = "crash")]
     Mapped(MappedBlock),
 }
 
-impl Default for Memory {
-    fn default() -> Self {
-        Memory::Heap(Box::default())
+impl Memory {
+    fn heap(bytes: &[u8], capacity: usize) -> Memory {
+        let mut boxed = vec![0u8; capacity.max(bytes.len())].into_boxed_slice();
+        boxed[..bytes.len()].copy_from_slice(bytes);
+        Memory::Heap(HeapBytes::new(boxed))
+    }
+
+    #[inline]
+    fn base(&self) -> *mut u8 {
+        match self {
+            Memory::Heap(heap) => heap.ptr.as_ptr(),
+            #[cfg(feature = "crash")]
+            Memory::Mapped(block) => block.base(),
+        }
     }
 }
 
-impl Memory {
-    #[inline]
-    fn as_slice(&self) -> &[u8] {
-        match self {
-            Memory::Heap(bytes) => bytes,
-            #[cfg(feature = "crash")]
-            Memory::Mapped(block) => block.bytes(),
-        }
-    }
+/// Length in bytes (low 32 bits) and record count (high 32 bits), published together.
+fn pack(len: usize, records: u32) -> u64 {
+    (u64::from(records) << 32) | len as u64
+}
 
-    fn heap(bytes: &[u8]) -> Memory {
-        Memory::Heap(bytes.into())
-    }
+fn unpack(packed: u64) -> (usize, u32) {
+    (
+        (packed & u64::from(u32::MAX)) as usize,
+        (packed >> 32) as u32,
+    )
 }
 
 /// A block of encoded records from one thread. Records are appended whole; `last_ts` is the
 /// newest record's timestamp, the chunk's age for eviction.
-#[derive(Default)]
 pub(crate) struct Chunk {
     buf: Memory,
-    len: usize,
-    pub(super) records: u32,
-    pub(super) last_ts: u64,
+    capacity: usize,
+    /// Length and record count (see [`pack`]), published by the writer with release.
+    published: AtomicU64,
+    last_ts: AtomicU64,
     /// Where the chunk counts itself once evicted while shared with a snapshot.
     gauge: Option<Arc<HeldBytes>>,
     detached: AtomicBool,
+}
+
+impl Default for Chunk {
+    fn default() -> Self {
+        Chunk::with_memory(Memory::heap(&[], 0), 0, 0, 0, None)
+    }
 }
 
 impl Drop for Chunk {
@@ -99,12 +108,29 @@ impl Drop for Chunk {
         if *self.detached.get_mut()
             && let Some(gauge) = &self.gauge
         {
-            gauge.sub(self.capacity());
+            gauge.sub(self.capacity);
         }
     }
 }
 
 impl Chunk {
+    fn with_memory(
+        buf: Memory,
+        capacity: usize,
+        len: usize,
+        records: u32,
+        gauge: Option<Arc<HeldBytes>>,
+    ) -> Self {
+        Chunk {
+            buf,
+            capacity,
+            published: AtomicU64::new(pack(len, records)),
+            last_ts: AtomicU64::new(0),
+            gauge,
+            detached: AtomicBool::new(false),
+        }
+    }
+
     /// An empty chunk of `bytes` (the crash file's block size for that, when there is one;
     /// ordinary memory when there is none or it is full).
     pub(super) fn with_capacity(
@@ -112,25 +138,18 @@ impl Chunk {
         gauge: &Arc<HeldBytes>,
         #[cfg(feature = "crash")] crash: Option<&Arc<CrashStore>>,
     ) -> Self {
+        let gauge = Some(Arc::clone(gauge));
         #[cfg(feature = "crash")]
         if let Some(store) = crash {
             match store.allocate(bytes) {
-                Some(block) => return Self::with_memory(Memory::Mapped(block), gauge),
+                Some(block) => {
+                    let capacity = block.capacity();
+                    return Self::with_memory(Memory::Mapped(block), capacity, 0, 0, gauge);
+                }
                 None => store.note_unmapped(),
             }
         }
-        Self::with_memory(Memory::Heap(vec![0u8; bytes].into_boxed_slice()), gauge)
-    }
-
-    fn with_memory(buf: Memory, gauge: &Arc<HeldBytes>) -> Self {
-        Chunk {
-            buf,
-            len: 0,
-            records: 0,
-            last_ts: 0,
-            gauge: Some(Arc::clone(gauge)),
-            detached: AtomicBool::new(false),
-        }
+        Self::with_memory(Memory::heap(&[], bytes), bytes, 0, 0, gauge)
     }
 
     /// The storage let go of this chunk while a snapshot still reads it: it counts as held
@@ -139,10 +158,10 @@ impl Chunk {
         if let Some(gauge) = &self.gauge
             && !self.detached.swap(true, Ordering::Relaxed)
         {
-            gauge.add(self.capacity());
+            gauge.add(self.capacity);
         }
         // No longer the storage's: a reader of the crash file must not take it for records
-        // still held (the snapshot reads `len`, not the descriptor).
+        // still held (the snapshot reads the chunk, not the descriptor).
         #[cfg(feature = "crash")]
         if let Memory::Mapped(block) = &self.buf {
             block.commit(0);
@@ -150,38 +169,69 @@ impl Chunk {
     }
 
     pub(super) fn capacity(&self) -> usize {
-        self.buf.as_slice().len()
+        self.capacity
+    }
+
+    /// Bytes published so far.
+    #[inline]
+    fn len(&self) -> usize {
+        unpack(self.published.load(Ordering::Acquire)).0
+    }
+
+    /// Records published so far.
+    pub(super) fn records(&self) -> u32 {
+        unpack(self.published.load(Ordering::Acquire)).1
+    }
+
+    /// The newest record's timestamp (for a chunk still being filled, at least that of the
+    /// newest published one).
+    pub(super) fn last_ts(&self) -> u64 {
+        self.last_ts.load(Ordering::Relaxed)
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
+    /// Whether `record` fits. Only its writer may rely on the answer.
     #[inline]
     pub(super) fn fits(&self, record: Encoded<'_>) -> bool {
-        self.capacity() - self.len >= record.len()
+        self.capacity - self.len() >= record.len()
     }
 
+    /// Appends a record that [`fits`](Self::fits).
+    ///
+    /// # Safety
+    ///
+    /// Only the chunk's writer calls this (its thread, or the storage holding it alone),
+    /// never two at once: the bytes past the published length are the writer's alone.
     #[inline]
-    pub(super) fn push(&mut self, record: Encoded<'_>, ts: u64) {
-        let end = self.len + record.len();
-        match &mut self.buf {
-            Memory::Heap(bytes) => bytes[self.len..end].copy_from_slice(record.bytes()),
-            #[cfg(feature = "crash")]
-            Memory::Mapped(block) => {
-                let bytes = block.bytes_mut();
-                bytes[self.len..end].copy_from_slice(record.bytes());
-                // Zeros where the next record's header goes: a crash while it is written
-                // leaves non-zero bytes past the committed length, which says so.
-                if let Some(next) = bytes.get_mut(end..end + HEADER_BYTES) {
-                    next.copy_from_slice(&[0; HEADER_BYTES]);
-                }
-                block.commit(end);
-            }
+    pub(super) unsafe fn push(&self, record: Encoded<'_>, ts: u64) {
+        let (len, records) = unpack(self.published.load(Ordering::Relaxed));
+        let end = len + record.len();
+        debug_assert!(end <= self.capacity);
+        // SAFETY: `end` is within the chunk (the caller checked `fits`), and the bytes past
+        // the published length are read by no one and written by this writer only.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                record.bytes().as_ptr(),
+                self.buf.base().add(len),
+                record.len(),
+            );
         }
-        self.len = end;
-        self.records += 1;
-        self.last_ts = ts;
+        #[cfg(feature = "crash")]
+        if let Memory::Mapped(block) = &self.buf {
+            // Zeros where the next record's header goes: a crash while it is written leaves
+            // non-zero bytes past the committed length, which says so.
+            if end + HEADER_BYTES <= self.capacity {
+                // SAFETY: within the block, past the published length (as above).
+                unsafe { self.buf.base().add(end).write_bytes(0, HEADER_BYTES) };
+            }
+            block.commit(end);
+        }
+        self.last_ts.store(ts, Ordering::Relaxed);
+        self.published
+            .store(pack(end, records + 1), Ordering::Release);
     }
 
     /// Gives the chunk to thread `tid` as its chunk number `seq` (the crash file's
@@ -191,8 +241,9 @@ impl Chunk {
         #[cfg(feature = "crash")]
         if let Memory::Mapped(block) = &mut self.buf {
             block.claim(tid, name, seq);
-            if let Some(first) = block.bytes_mut().get_mut(..HEADER_BYTES) {
-                first.fill(0);
+            if self.capacity >= HEADER_BYTES {
+                // SAFETY: within the block, which `&mut self` holds alone.
+                unsafe { block.base().write_bytes(0, HEADER_BYTES) };
             }
         }
     }
@@ -202,21 +253,23 @@ impl Chunk {
         if let Memory::Mapped(block) = &self.buf {
             block.commit(0);
         }
-        self.len = 0;
-        self.records = 0;
-        self.last_ts = 0;
+        *self.published.get_mut() = 0;
+        *self.last_ts.get_mut() = 0;
     }
 
-    /// A copy of the records, for a snapshot: outside the budget, counted by `HeldCopies`.
+    /// A copy of the records published so far, for a snapshot: outside the budget, counted
+    /// by `HeldCopies`. Safe while the writer appends (it only writes past them).
     pub(super) fn copy(&self) -> Chunk {
-        Chunk {
-            buf: Memory::heap(self.bytes()),
-            len: self.len,
-            records: self.records,
-            last_ts: self.last_ts,
-            gauge: None,
-            detached: AtomicBool::new(false),
-        }
+        let (len, records) = unpack(self.published.load(Ordering::Acquire));
+        let chunk = Self::with_memory(
+            Memory::heap(self.bytes_up_to(len), len),
+            len,
+            len,
+            records,
+            None,
+        );
+        chunk.last_ts.store(self.last_ts(), Ordering::Relaxed);
+        chunk
     }
 
     /// The same records in a chunk of exactly their size. With a crash file: in the smallest
@@ -229,44 +282,54 @@ impl Chunk {
         #[cfg(feature = "crash")] crash: Option<(&Arc<CrashStore>, u64)>,
     ) -> Chunk {
         let _ = identity;
+        let (len, records) = unpack(self.published.load(Ordering::Acquire));
+        let bytes = self.bytes_up_to(len);
         #[allow(unused_mut)]
-        let mut buf = Memory::heap(self.bytes());
+        let (mut buf, mut capacity) = (Memory::heap(bytes, len), len);
         #[cfg(feature = "crash")]
         if let Some((store, fresh_seq)) = crash {
             let seq = match &self.buf {
                 Memory::Mapped(block) => block.seq(),
                 Memory::Heap(_) => fresh_seq,
             };
-            buf = match store.allocate(self.len) {
+            (buf, capacity) = match store.allocate(len) {
                 Some(mut smaller) => {
                     smaller.claim(identity.tid, identity.name.as_deref(), seq);
-                    smaller.bytes_mut()[..self.len].copy_from_slice(self.bytes());
-                    smaller.commit(self.len);
-                    Memory::Mapped(smaller)
+                    // SAFETY: the new block holds at least `len` bytes and is ours alone.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(bytes.as_ptr(), smaller.base(), len);
+                    }
+                    smaller.commit(len);
+                    let capacity = smaller.capacity();
+                    (Memory::Mapped(smaller), capacity)
                 }
                 // The arena is full of chunks snapshots hold: ordinary memory of the same
                 // size, so the budget counts the same whichever it got.
                 None => {
                     store.note_unmapped();
-                    let mut bytes = vec![0u8; CrashStore::block_bytes(self.len)];
-                    bytes[..self.len].copy_from_slice(self.bytes());
-                    Memory::Heap(bytes.into_boxed_slice())
+                    let capacity = CrashStore::block_bytes(len);
+                    (Memory::heap(bytes, capacity), capacity)
                 }
             };
         }
-        Chunk {
-            buf,
-            len: self.len,
-            records: self.records,
-            last_ts: self.last_ts,
-            gauge: self.gauge.clone(),
-            detached: AtomicBool::new(false),
-        }
+        let chunk = Self::with_memory(buf, capacity, len, records, self.gauge.clone());
+        chunk.last_ts.store(self.last_ts(), Ordering::Relaxed);
+        chunk
     }
 
-    /// The records, encoded back to back (read them with `reader::RecordReader`).
+    /// The records published so far, encoded back to back (read them with
+    /// `reader::RecordReader`).
     pub(crate) fn bytes(&self) -> &[u8] {
-        &self.buf.as_slice()[..self.len]
+        self.bytes_up_to(self.len())
+    }
+
+    fn bytes_up_to(&self, len: usize) -> &[u8] {
+        if len == 0 {
+            return &[];
+        }
+        // SAFETY: the first `len` bytes were published (acquire): written once, never again
+        // while the chunk holds them (`clear` takes `&mut self`).
+        unsafe { std::slice::from_raw_parts(self.buf.base(), len) }
     }
 
     /// A chunk read back from a crash file: `bytes` are records the crash reader checked and
@@ -274,13 +337,15 @@ impl Chunk {
     /// read like the encoder's output.
     #[cfg(feature = "crash")]
     pub(crate) fn recovered(bytes: Vec<u8>, records: u32, last_ts: u64) -> Chunk {
-        Chunk {
-            len: bytes.len(),
-            buf: Memory::Heap(bytes.into_boxed_slice()),
+        let len = bytes.len();
+        let chunk = Self::with_memory(
+            Memory::Heap(HeapBytes::new(bytes.into_boxed_slice())),
+            len,
+            len,
             records,
-            last_ts,
-            gauge: None,
-            detached: AtomicBool::new(false),
-        }
+            None,
+        );
+        chunk.last_ts.store(last_ts, Ordering::Relaxed);
+        chunk
     }
 }
