@@ -111,7 +111,9 @@ impl ThreadBuffer {
         let current = &*self.current;
         current.busy.store(true, Ordering::Relaxed);
         barrier::light();
-        if current.claimed.load(Ordering::Relaxed) {
+        // Acquire: seeing `claimed` false again after a take also shows the chunk that
+        // replaced the one taken (with the fences alone, and with `membarrier`).
+        if current.claimed.load(Ordering::Acquire) {
             current.busy.store(false, Ordering::Release);
             return false;
         }
