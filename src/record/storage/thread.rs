@@ -11,7 +11,7 @@
 //! the cost is put there (an asymmetric Dekker handshake, as in RCU):
 //!
 //! ```text
-//! owner:   busy = true;  light barrier;  if claimed { busy = false; slow path }
+//! owner:   busy = true;  light barrier;  if claimed (acquire) { busy = false; slow path }
 //!          append;  busy = false (release)
 //! storage: claimed = true;  heavy barrier;  wait while busy;  take the chunk;
 //!          heavy barrier;  claimed = false (release)
@@ -21,8 +21,9 @@
 //! process execute a full fence, and a thread that is not running passes one when it is
 //! scheduled again; the light one is then only a compiler fence. After the first heavy
 //! barrier, either the owner sees `claimed` and backs off, or the storage sees `busy` and
-//! waits for the append to finish (a copy of at most one record). After the second, an owner
-//! that sees `claimed` false again also sees the chunk that replaced the one taken. The
+//! waits for the append to finish (a copy of at most one record). After the second (and by
+//! the acquire of `claimed` even without it), an owner that sees `claimed` false again also
+//! sees the chunk that replaced the one taken. The
 //! storage holds its own lock throughout, and the owner's slow path takes that lock, so an
 //! owner that backed off waits there until the chunk is settled.
 
