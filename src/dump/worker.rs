@@ -5,8 +5,8 @@
 //! hand their snapshot through the bounded queue to one background thread, started by
 //! `build()`, which encodes, writes, applies retention, deletes the files it is told to (what
 //! top-N pushed out), hands the window to the OTLP exporter when one is configured (see
-//! `export`), and reports. Each job runs under `NoSubscriber`
-//! (see `quiet`): the thread's own work is never recorded and cannot re-enter the recorder.
+//! `export`), and reports. Each job runs recording nothing (`sync::quietly`): the thread's
+//! own work is never recorded and cannot re-enter the recorder.
 
 use std::collections::{HashSet, VecDeque};
 use std::fs;

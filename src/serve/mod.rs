@@ -8,7 +8,7 @@
 //! body is answered without reading it, and its connection closed; at most `max_connections`
 //! connections (more are closed at once); `MAX_BODIES_IN_FLIGHT` snapshot responses at once
 //! (503 with `Retry-After` beyond, unless one has stalled: it is cut off for the newcomer).
-//! Snapshots are streamed by one encoder thread, under `NoSubscriber`, a piece at a time as the
+//! Snapshots are streamed by one encoder thread, recording nothing (`Dispatch::none()`), a piece at a time as the
 //! client takes them; the runtime thread only moves bytes, so one slow client never holds up
 //! another. HTTP dumps are never rate-limited by the trigger cooldown.
 

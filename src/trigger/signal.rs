@@ -1,7 +1,7 @@
 //! `dump_on_signal`: SIGUSR1 wakes a thread of the recorder's, which triggers a dump.
 //!
 //! The signal handler itself is `signal-hook`'s: it only writes to a pipe. The thread triggers
-//! under `NoSubscriber`, holds the recorder weakly, and ends when the recorder is dropped.
+//! recording nothing (`Dispatch::none()`), holds the recorder weakly, and ends when the recorder is dropped.
 
 use std::io;
 use std::sync::{Arc, Weak};
