@@ -135,7 +135,9 @@ pub(crate) fn recover(file: CrashFile) -> Recovered {
             retained += u64::from(kept.records);
             chunks.push(Chunk::recovered(kept.bytes, kept.records, kept.last_ts));
         }
-        let current = chunks.pop().unwrap_or_default();
+        let Some(current) = chunks.pop() else {
+            continue;
+        };
         threads.push(ThreadChunks {
             identity: ThreadIdentity { tid, name },
             sealed: chunks.into_iter().map(Arc::new).collect(),

@@ -267,9 +267,7 @@ pub fn recover_file(
         threads: raw
             .threads
             .iter()
-            .filter(|thread| {
-                thread.sealed.len() + usize::from(!thread.current.bytes().is_empty()) > 0
-            })
+            .filter(|thread| !thread.sealed.is_empty() || !thread.current.bytes().is_empty())
             .count(),
         records: raw.written - raw.overwritten,
         warnings,
