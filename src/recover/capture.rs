@@ -122,7 +122,7 @@ pub(crate) fn recover(file: CrashFile) -> Recovered {
             unknown_callsites += walk.unknown;
             bytes.truncate(walk.len);
             let chunk = Chunk::recovered(bytes, walk.records, walk.last_ts);
-            let kept = in_order(&chunk, floor, ceiling);
+            let kept = in_order(chunk, floor, ceiling);
             if walk.cut || kept.records < walk.records {
                 damaged_chunks += 1;
             }
@@ -131,9 +131,9 @@ pub(crate) fn recover(file: CrashFile) -> Recovered {
             }
             floor = kept.last_ts;
             end_raw = end_raw.max(kept.last_ts);
-            retained_bytes += kept.bytes.len();
+            retained_bytes += kept.chunk.bytes().len();
             retained += u64::from(kept.records);
-            chunks.push(Chunk::recovered(kept.bytes, kept.records, kept.last_ts));
+            chunks.push(kept.chunk);
         }
         let Some(current) = chunks.pop() else {
             continue;
@@ -242,7 +242,7 @@ fn latest_possible(file: &CrashFile) -> u64 {
 
 /// The records of a chunk kept for the dump.
 struct Kept {
-    bytes: Vec<u8>,
+    chunk: Chunk,
     records: u32,
     last_ts: u64,
 }
@@ -250,32 +250,45 @@ struct Kept {
 /// The records of `chunk` a reader reads (it stops at the first malformed one) whose times
 /// are in order: none before `floor` (the thread's previous record) or after `ceiling`, and
 /// none later than the record after it unless that one is itself out of order (a damaged
-/// timestamp stands out from both neighbours; the record is left out, not the rest).
-fn in_order(chunk: &Chunk, floor: u64, ceiling: u64) -> Kept {
+/// timestamp stands out from both neighbours; the record is left out, not the rest). The
+/// chunk itself when every record is kept (the usual case), else a copy of those kept.
+fn in_order(chunk: Chunk, floor: u64, ceiling: u64) -> Kept {
     let bytes = chunk.bytes();
-    let records: Vec<(usize, usize, u64)> = RecordReader::new(chunk)
+    let records: Vec<(usize, usize, u64)> = RecordReader::new(&chunk)
         .map(|(offset, view)| {
             let at = offset as usize;
             let len = usize::from(u16::from_le_bytes([bytes[at], bytes[at + 1]]));
             (at, len, view.ts)
         })
         .collect();
-    let mut kept = Kept {
-        bytes: Vec::with_capacity(bytes.len()),
-        records: 0,
-        last_ts: floor,
-    };
+    let mut kept = Vec::with_capacity(records.len());
+    let mut last_ts = floor;
     for (index, &(at, len, ts)) in records.iter().enumerate() {
-        if ts < kept.last_ts || ts > ceiling {
+        if ts < last_ts || ts > ceiling {
             continue;
         }
         let next = records.get(index + 1).map(|&(_, _, next)| next);
-        if next.is_some_and(|next| next < ts && next >= kept.last_ts) {
+        if next.is_some_and(|next| next < ts && next >= last_ts) {
             continue;
         }
-        kept.bytes.extend_from_slice(&bytes[at..at + len]);
-        kept.records += 1;
-        kept.last_ts = ts;
+        kept.push(at..at + len);
+        last_ts = ts;
     }
-    kept
+    let count = kept.len() as u32;
+    let whole = kept.len() == records.len() && kept.last().is_none_or(|r| r.end == bytes.len());
+    let chunk = if whole {
+        chunk
+    } else {
+        let copy = kept
+            .iter()
+            .flat_map(|range| &bytes[range.clone()])
+            .copied()
+            .collect();
+        Chunk::recovered(copy, count, last_ts)
+    };
+    Kept {
+        chunk,
+        records: count,
+        last_ts,
+    }
 }

@@ -9,16 +9,11 @@ mod read;
 mod registry;
 mod store;
 
-pub(crate) use format::file_prefix;
+pub(crate) use format::{exe_label, file_prefix};
 pub(crate) use process::{ThisProcess, is_alive};
 pub use read::CrashFileError;
 pub(crate) use read::{CrashFile, RawChunk, read};
 pub(crate) use store::{CrashFileConfig, CrashStore, MappedBlock};
-
-/// The executable's name as crash file names carry it.
-pub(crate) fn exe_label(exe: &std::path::Path) -> String {
-    format::exe_label(exe)
-}
 
 /// Where crash files go unless told otherwise: `/dev/shm` (memory; survives the process, not
 /// a reboot) where it exists, else the temporary directory.

@@ -56,9 +56,16 @@ enum Memory {
 }
 
 impl Memory {
+    /// `bytes` in ordinary memory of `capacity` (zeroed past them).
     fn heap(bytes: &[u8], capacity: usize) -> Memory {
-        let mut boxed = vec![0u8; capacity.max(bytes.len())].into_boxed_slice();
-        boxed[..bytes.len()].copy_from_slice(bytes);
+        let boxed: Box<[u8]> = if capacity <= bytes.len() {
+            // A copy of exactly the records (snapshots, exited threads): no zeroing first.
+            bytes.into()
+        } else {
+            let mut boxed = vec![0u8; capacity].into_boxed_slice();
+            boxed[..bytes.len()].copy_from_slice(bytes);
+            boxed
+        };
         Memory::Heap(HeapBytes::new(boxed))
     }
 
