@@ -151,6 +151,30 @@ impl Builder {
         self
     }
 
+    /// Dumps when one poll of a tokio task runs longer than `threshold`: the task blocked its
+    /// worker (a `std::thread::sleep`, a blocking call or a long computation inside `async`
+    /// code). The dump's reason is `long_poll`; `otherData.trigger` names the task and where
+    /// it was spawned. Needs tokio's own task instrumentation (`--cfg tokio_unstable` and
+    /// tokio's `tracing` feature) reaching this layer: see [`crate::tokio`]. Subject to the
+    /// cooldown.
+    #[cfg(feature = "tokio")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+    pub fn dump_on_long_poll(mut self, threshold: Duration) -> Self {
+        self.config.record.tasks.long_poll = Some(threshold);
+        self
+    }
+
+    /// Dumps when a tokio task is woken (or spawned) and not polled within `threshold`: its
+    /// worker was busy or blocked, or the runtime starved. Reason `scheduled_delay`; the
+    /// snapshot is taken as the late poll starts. Same requirements as
+    /// [`dump_on_long_poll`](Self::dump_on_long_poll). Subject to the cooldown.
+    #[cfg(feature = "tokio")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+    pub fn dump_on_scheduled_delay(mut self, threshold: Duration) -> Self {
+        self.config.record.tasks.scheduled_delay = Some(threshold);
+        self
+    }
+
     /// Installs a panic hook that writes a dump (reason `panic`, with the panic's message and
     /// location) synchronously, then calls the hook that was there before. It never waits on a
     /// lock the panicking thread may hold: a dump that cannot be taken safely is skipped, and
@@ -441,6 +465,8 @@ impl Builder {
         }
         // The layer calls the triggers only when it has something to report.
         let reports = recording.error_level.is_some() || recording.slow.is_some();
+        #[cfg(feature = "tokio")]
+        let reports = reports || recording.tasks.is_some();
         let hooks = reports.then(|| Arc::clone(&triggers) as Arc<dyn TriggerHooks>);
         Ok((
             FlightRecorderLayer::new(Arc::clone(&recording), hooks),

@@ -59,6 +59,8 @@ impl Default for Config {
                 clock: None,
                 #[cfg(feature = "crash")]
                 crash_dir: None,
+                #[cfg(feature = "tokio")]
+                tasks: crate::record::tasks::TaskTriggerConfig::default(),
             },
             dumps: DumpConfig::default(),
             triggers: TriggerConfig::default(),

@@ -23,6 +23,9 @@ compile_error!("the `crash` feature needs a unix target (a shared file mapping a
 mod serve;
 mod status;
 mod sync;
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub mod tokio;
 mod trigger;
 #[path = "analyze/validate.rs"]
 pub mod validate;

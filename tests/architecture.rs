@@ -38,6 +38,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &["validate", "dump", "record", "atomic", "error"],
     ),
     ("validate", &[]),
+    ("tokio", &["recorder", "record", "sync", "error"]),
 ];
 
 /// Longest source file, in lines.

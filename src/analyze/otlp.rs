@@ -138,6 +138,8 @@ fn add(window: &mut Window, event: &TraceEvent) {
                 draft.start_ns = ts;
             }
         }
+        // A tokio task's wait to be polled is not a span.
+        "e" if event.cat == "tokio::task::ready" => {}
         "e" => {
             let incomplete = args.get("incomplete").and_then(Value::as_bool) == Some(true);
             let Some(span) = event.id.as_deref().and_then(async_id) else {

@@ -7,7 +7,6 @@ use tracing_core::Metadata;
 use crate::dump::reader::{Body, RecordReader};
 use crate::record::encode::{Field, Scratch, kind};
 use crate::record::redact::Redaction;
-use crate::record::span_timing::SpanTiming;
 
 /// Why a dump is written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +27,12 @@ pub(crate) enum Reason {
     Http,
     /// [`FlightRecorder::trigger`](crate::FlightRecorder::trigger) with the user's label.
     User(String),
+    /// A tokio task's poll ran over its threshold (feature `tokio`).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    LongPoll,
+    /// A tokio task waited over its threshold to be polled (feature `tokio`).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    ScheduledDelay,
     /// Read back from a crash file after its process died (feature `crash`).
     #[cfg_attr(not(feature = "crash"), allow(dead_code))]
     Crash,
@@ -45,12 +50,21 @@ impl Reason {
             Reason::Http => "http",
             Reason::User(label) => label,
             Reason::Crash => "crash",
+            Reason::LongPoll => "long_poll",
+            Reason::ScheduledDelay => "scheduled_delay",
         }
     }
 
     /// Whether the cooldown applies: automatic triggers yes, an operator's request no.
     pub(crate) fn is_rate_limited(&self) -> bool {
-        matches!(self, Reason::SlowSpan | Reason::Error | Reason::User(_))
+        matches!(
+            self,
+            Reason::SlowSpan
+                | Reason::Error
+                | Reason::User(_)
+                | Reason::LongPoll
+                | Reason::ScheduledDelay
+        )
     }
 }
 
@@ -84,11 +98,13 @@ impl DumpContext {
     }
 
     /// The label a triggered dump's file name starts with: the reason, and the slow span's
-    /// name.
+    /// name (a task's span is always `runtime.spawn`: the reason says enough).
     pub(crate) fn label(&self) -> String {
-        match &self.trigger {
-            Some(trigger) => format!("{}_{}", self.reason.as_str(), trigger.span_name),
-            None => self.reason.as_str().to_owned(),
+        match (&self.reason, &self.trigger) {
+            (Reason::SlowSpan, Some(trigger)) => {
+                format!("{}_{}", self.reason.as_str(), trigger.span_name)
+            }
+            _ => self.reason.as_str().to_owned(),
         }
     }
 }
@@ -101,7 +117,8 @@ pub(crate) struct TriggerInfo {
     pub(crate) span_id: u64,
     pub(crate) duration_nanos: u64,
     pub(crate) threshold_nanos: u64,
-    pub(crate) timing: SpanTiming,
+    /// What was measured: `wall` or `busy` (slow spans), `poll` or `scheduled_delay` (tasks).
+    pub(crate) timing: &'static str,
 }
 
 /// The event that triggered an error dump, taken when the trigger was accepted (so the dump
@@ -168,6 +185,8 @@ mod tests {
             (Reason::Manual, false),
             (Reason::Http, false),
             (Reason::Crash, false),
+            (Reason::LongPoll, true),
+            (Reason::ScheduledDelay, true),
         ] {
             assert_eq!(reason.is_rate_limited(), limited, "{reason:?}");
         }

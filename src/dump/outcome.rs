@@ -11,7 +11,8 @@ use crate::error::DumpError;
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct DumpOutcome {
-    /// Why the dump was written: `slow_span`, `error`, `signal`, `panic`, `manual`, `http`, or
+    /// Why the dump was written: `slow_span`, `long_poll`, `scheduled_delay`, `error`,
+    /// `signal`, `panic`, `manual`, `http`, or
     /// the string given to [`FlightRecorder::trigger`](crate::FlightRecorder::trigger).
     pub reason: String,
     /// The file written, or the one that was meant to be when it failed.
@@ -22,7 +23,8 @@ pub struct DumpOutcome {
     pub took: Duration,
     /// The error, if the dump failed. Nothing is left behind then, and recording goes on.
     pub error: Option<DumpError>,
-    /// For a `slow_span` dump: the span that was slow.
+    /// For a `slow_span` dump: the span that was slow; for `long_poll` and `scheduled_delay`:
+    /// the task's span (`runtime.spawn`) and how long the poll ran or the task waited.
     pub slow_span: Option<SlowSpan>,
     /// Where it went: a file (at `path`), or an OTLP receiver (whose URL `path` then holds).
     pub destination: Destination,

@@ -416,6 +416,13 @@ impl<'a> Iterator for TimeOrder<'a> {
     }
 }
 
+impl TimeOrder<'_> {
+    /// The recorder's id of the span the registry calls `registry_id` now, if it is open.
+    pub(crate) fn live_span(&self, registry_id: u64) -> Option<u64> {
+        self.resolver.live.get(&registry_id).copied()
+    }
+}
+
 /// Maps registry ids to the recorder's span ids while walking records in time order.
 #[derive(Default)]
 struct SpanResolver {

@@ -13,4 +13,8 @@ pub(crate) trait TriggerHooks: Send + Sync {
 
     /// A span closed over its latency threshold at `now`.
     fn slow_span(&self, breach: Breach, now: u64);
+
+    /// A tokio task polled for too long, or waited too long to be polled, at `now`.
+    #[cfg(feature = "tokio")]
+    fn task_trouble(&self, breach: crate::record::tasks::TaskBreach, now: u64);
 }

@@ -148,14 +148,29 @@ impl FlightRecorderLayer {
             return None;
         }
         let mut recorded = None;
+        #[cfg(feature = "tokio")]
+        let mut task_breach = None;
         self.with_slot(|shared, slot| {
+            // One clock reading for the timing and the record.
+            let ts = shared.now();
             if let Some(slow) = &shared.slow
                 && kind != kind::CLOSE
                 && slow.timing() == SpanTiming::Busy
             {
-                slow.on_enter_exit(id.into_u64(), kind == kind::ENTER, shared.now(), |a, b| {
+                slow.on_enter_exit(id.into_u64(), kind == kind::ENTER, ts, |a, b| {
                     shared.timebase.nanos_between(a, b)
                 });
+            }
+            #[cfg(feature = "tokio")]
+            if let Some(tasks) = &shared.tasks
+                && shared.is_recording()
+            {
+                let between = |a, b| shared.timebase.nanos_between(a, b);
+                task_breach = match kind {
+                    kind::ENTER => tasks.on_enter(id.into_u64(), ts, between),
+                    kind::EXIT => tasks.on_exit(id.into_u64(), ts, between),
+                    _ => None,
+                };
             }
             match kind {
                 kind::ENTER => slot.stack.push(id.into_u64()),
@@ -169,13 +184,17 @@ impl FlightRecorderLayer {
             if !shared.is_recording() {
                 return;
             }
-            let ts = shared.now();
             let scratch = &mut slot.scratch;
             scratch.begin(kind, ts);
             scratch.put_u64(id.into_u64());
             let _ = shared.append(&slot.buffer, scratch.finish(0), ts);
             recorded = Some(ts);
         });
+        #[cfg(feature = "tokio")]
+        if let (Some(breach), Some(hooks), Some(now)) = (task_breach, &self.hooks, recorded) {
+            // After the record is in, outside the slot, like the other triggers.
+            hooks.task_trouble(breach, now);
+        }
         recorded
     }
 }
@@ -191,6 +210,7 @@ where
         if let Some(crash) = self.shared.storage.crash_store() {
             crash.intern(metadata);
         }
+
         let _ = metadata;
         Interest::always()
     }
@@ -219,6 +239,10 @@ where
             let _ = shared.append(&slot.buffer, scratch.finish(flags), ts);
             if let Some(slow) = &shared.slow {
                 slow.on_new(id.into_u64(), key, attrs.metadata(), ts);
+            }
+            #[cfg(feature = "tokio")]
+            if let Some(tasks) = &shared.tasks {
+                tasks.on_new(id.into_u64(), key, attrs.metadata(), ts);
             }
         });
     }
@@ -280,6 +304,10 @@ where
             if shared.append(&slot.buffer, scratch.finish(flags), ts) {
                 recorded_at = Some(ts);
             }
+            #[cfg(feature = "tokio")]
+            if let Some(tasks) = &shared.tasks {
+                tasks.on_event(event, ts);
+            }
         });
         if let Some(level) = self.shared.error_level
             && *event.metadata().level() <= level
@@ -310,7 +338,11 @@ where
         } else {
             None
         };
-        // Also when stopped: the span's timing entry must go.
+        // Also when stopped: the span's timing entries must go.
+        #[cfg(feature = "tokio")]
+        if let Some(tasks) = &shared.tasks {
+            tasks.on_close(id.into_u64());
+        }
         if let Some(slow) = &shared.slow {
             let now = recorded.unwrap_or_else(|| shared.now());
             let breach = slow.on_close(id.into_u64(), now, |a, b| {

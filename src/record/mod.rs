@@ -12,6 +12,8 @@ pub(crate) mod layer;
 pub(crate) mod redact;
 pub(crate) mod span_timing;
 pub(crate) mod storage;
+#[cfg(feature = "tokio")]
+pub(crate) mod tasks;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -41,6 +43,9 @@ pub(crate) struct RecordingConfig {
     /// Where the crash file goes (feature `crash`), when the chunks should outlive the process.
     #[cfg(feature = "crash")]
     pub(crate) crash_dir: Option<std::path::PathBuf>,
+    /// The long-poll and scheduled-delay thresholds (feature `tokio`).
+    #[cfg(feature = "tokio")]
+    pub(crate) tasks: tasks::TaskTriggerConfig,
 }
 
 /// The recording: what the layer writes into and every later stage reads from.
@@ -57,6 +62,9 @@ pub(crate) struct Recording {
     pub(crate) slow: Option<SlowSpans>,
     /// Events at this level or more severe are reported to the triggers.
     pub(crate) error_level: Option<Level>,
+    /// Task poll and wake timing, when a runtime-trouble trigger is configured.
+    #[cfg(feature = "tokio")]
+    pub(crate) tasks: Option<tasks::TaskWatch>,
     /// False when switched off (`BLACKBOX=0`): every callback returns at once.
     pub(crate) enabled: bool,
     max_bytes: usize,
@@ -113,6 +121,11 @@ impl Recording {
                 .is_enabled()
                 .then(|| SlowSpans::new(&config.slow_spans)),
             error_level: config.error_level,
+            #[cfg(feature = "tokio")]
+            tasks: config
+                .tasks
+                .is_enabled()
+                .then(|| tasks::TaskWatch::new(&config.tasks)),
             enabled: config.enabled,
             max_bytes: config.max_bytes,
             min_age: config.min_age,

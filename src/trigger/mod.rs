@@ -217,9 +217,26 @@ impl TriggerHooks for Triggers {
             span_id: breach.key,
             duration_nanos: breach.duration_nanos,
             threshold_nanos: breach.threshold_nanos,
-            timing: slow.timing(),
+            timing: slow.timing().as_str(),
         };
         self.trigger(Reason::SlowSpan, now, Some(info), || None);
+    }
+
+    #[cfg(feature = "tokio")]
+    fn task_trouble(&self, breach: crate::record::tasks::TaskBreach, now: u64) {
+        use crate::record::tasks::TaskTrouble;
+        let (reason, timing) = match breach.trouble {
+            TaskTrouble::LongPoll => (Reason::LongPoll, "poll"),
+            TaskTrouble::ScheduledDelay => (Reason::ScheduledDelay, "scheduled_delay"),
+        };
+        let info = TriggerInfo {
+            span_name: breach.metadata.name(),
+            span_id: breach.key,
+            duration_nanos: breach.duration_nanos,
+            threshold_nanos: breach.threshold_nanos,
+            timing,
+        };
+        self.trigger(reason, now, Some(info), || None);
     }
 }
 

@@ -87,7 +87,10 @@ pub fn check_invariants(dump: &Dump) {
     assert!(dump.events().iter().all(|e| e["pid"].as_u64() == Some(pid)));
     // Unique span ids: one b per span, and X slices only of known spans.
     let mut begun = HashSet::new();
-    for b in dump.phase("b") {
+    let (waits, spans): (Vec<&Value>, Vec<&Value>) = dump
+        .phase("b")
+        .partition(|b| b["cat"] == "tokio::task::ready");
+    for b in spans {
         let id = b["args"]["span_id"].as_u64().expect("b has span_id");
         assert!(begun.insert(id), "span id {id} begun twice");
         assert_eq!(b["id"], format!("0x{id:x}"), "async id is the span's own");
@@ -95,6 +98,12 @@ pub fn check_invariants(dump: &Dump) {
     for x in dump.phase("X") {
         let id = x["args"]["span_id"].as_u64().expect("X has span_id");
         assert!(begun.contains(&id), "X of span {id} has no lifetime pair");
+    }
+    // A tokio task still waiting to be polled at the end: a wait of a task with a lifetime.
+    for wait in waits {
+        let task = wait["args"]["task_span_id"].as_u64().expect("task_span_id");
+        assert!(begun.contains(&task), "wait of unknown task {task}");
+        assert_eq!(wait["args"]["incomplete"], true);
     }
     // An event lies inside its span's slice on its thread when that span is open there.
     let mut slices: HashMap<(u64, u64), Vec<(i64, i64)>> = HashMap::new();

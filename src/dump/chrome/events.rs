@@ -25,9 +25,10 @@ impl<C: Borrow<Capture>> Encoder<C> {
         let threads = &self.capture().raw.threads;
         let span = out.id;
         let info = self.layout.spans.get(span);
+        let name = self.layout.tasks.name(span).unwrap_or(info.name());
         let head = |w: &mut dyn Write, ph: &str| -> io::Result<()> {
             write!(w, "{{\"ph\":\"{ph}\",\"name\":")?;
-            json_str(w, info.name())?;
+            json_str(w, name)?;
             w.write_all(b",\"cat\":")?;
             json_str(w, info.category())
         };
@@ -41,6 +42,10 @@ impl<C: Borrow<Capture>> Encoder<C> {
                 write!(w, ",\"args\":{{\"span_id\":{span}")?;
                 if let Some(parent) = info.parent() {
                     write!(w, ",\"parent_id\":{parent}")?;
+                }
+                if let Some(delay) = self.layout.tasks.scheduled_delay(out.note) {
+                    w.write_all(b",\"scheduled_delay_us\":")?;
+                    micros(w, delay)?;
                 }
                 for (flag, name) in [
                     (out.flags & INCOMPLETE != 0, "incomplete"),
@@ -103,6 +108,39 @@ impl<C: Borrow<Capture>> Encoder<C> {
                 }
                 w.write_all(b"}")
             }
+            OutKind::WaitBegin | OutKind::WaitEnd => {
+                let begin = out.kind == OutKind::WaitBegin;
+                let wait = super::tasks::TaskTable::wait_id(span);
+                write!(
+                    w,
+                    "{{\"ph\":\"{}\",\"name\":",
+                    if begin { 'b' } else { 'e' }
+                )?;
+                json_str(w, &format!("{name} (ready, not polled)"))?;
+                write!(
+                    w,
+                    ",\"cat\":\"tokio::task::ready\",\"id\":\"0x{wait:x}\",\"pid\":{pid},\"tid\":{tid},\"ts\":"
+                )?;
+                micros(w, out.ts)?;
+                if begin {
+                    write!(w, ",\"args\":{{\"task_span_id\":{span},\"waited_us\":")?;
+                    micros(w, out.value)?;
+                    w.write_all(b",\"incomplete\":true}")?;
+                }
+                w.write_all(b"}")
+            }
+            OutKind::Wake => {
+                let phase = char::from(out.value as u8);
+                write!(
+                    w,
+                    "{{\"ph\":\"{phase}\",\"name\":\"wake\",\"cat\":\"tokio::task::waker\",\"id\":{span},\"pid\":{pid},\"tid\":{tid},\"ts\":"
+                )?;
+                micros(w, out.ts)?;
+                if out.value == u64::from(b'f') {
+                    w.write_all(b",\"bp\":\"e\"")?;
+                }
+                w.write_all(b"}")
+            }
             OutKind::End => {
                 head(w, "e")?;
                 write!(
@@ -143,7 +181,10 @@ impl<C: Borrow<Capture>> Encoder<C> {
             return Ok(());
         };
         let (pid, tid) = (self.pid, thread.identity.tid);
-        let message = fields.iter().find(|(name, _)| *name == "message");
+        // tokio's waker events have no message: their operation names them.
+        let message = fields.iter().find(|(name, _)| {
+            *name == "message" || (*name == "op" && super::tasks::is_waker_event(metadata))
+        });
         w.write_all(b"{\"ph\":\"i\",\"s\":\"t\",\"name\":")?;
         match &message {
             Some((_, value)) => match value.text() {

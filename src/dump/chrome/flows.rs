@@ -1,10 +1,12 @@
 //! Flow arrows: the slices of a span that ran on more than one thread (the polls of async
-//! code), linked in time order so a request can be followed from worker to worker.
+//! code), linked in time order so a request can be followed from worker to worker; and for
+//! tokio's tasks, an arrow from each wake to the poll it caused instead.
 
 use std::collections::HashMap;
 
 use super::Layout;
 use super::spans::MANY_THREADS;
+use super::tasks::WakeFlow;
 use super::timeline::{Out, OutKind};
 use crate::record::storage::ThreadChunks;
 
@@ -15,6 +17,23 @@ impl Layout {
     /// Links the consecutive slices (polls, for async code) of every span that ran on more than
     /// one thread with flow arrows: `s` on the first, `t` on the ones between, `f` on the last,
     /// each at its slice's start, so a request can be followed from thread to thread.
+    /// A wake arrow: `s` at the wake, inside the slice that made it, and `f` at the start of
+    /// the poll it caused (`to`: ts, capture thread).
+    pub(super) fn add_wake_flow(&mut self, flow: &WakeFlow, to: (u64, u32)) {
+        for ((ts, thread), phase) in [(flow.from, b's'), (to, b'f')] {
+            if let Some(Some(timeline)) = self.timelines.get_mut(thread as usize) {
+                timeline.out.push(Out {
+                    ts,
+                    value: u64::from(phase),
+                    id: flow.id,
+                    kind: OutKind::Wake,
+                    flags: 0,
+                    note: 0,
+                });
+            }
+        }
+    }
+
     pub(super) fn add_flows(&mut self, threads: &[ThreadChunks]) {
         // Which spans have slices on two threads or more.
         for (thread, timeline) in self.timelines.iter().enumerate() {
@@ -31,7 +50,10 @@ impl Layout {
             let Some(timeline) = timeline else { continue };
             let tid = threads[thread].identity.tid;
             for out in timeline.out.iter().filter(|o| o.kind == OutKind::Slice) {
-                if self.spans.get(out.id).slice_thread == MANY_THREADS {
+                // A task's polls are linked by its wakes instead.
+                if self.spans.get(out.id).slice_thread == MANY_THREADS
+                    && !self.tasks.is_task(out.id)
+                {
                     slices
                         .entry(out.id)
                         .or_default()
@@ -57,6 +79,7 @@ impl Layout {
                         id: span,
                         kind: OutKind::Flow,
                         flags: 0,
+                        note: 0,
                     });
                 }
             }

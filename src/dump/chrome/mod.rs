@@ -13,6 +13,7 @@ mod json;
 mod other_data;
 mod spans;
 mod stream;
+mod tasks;
 mod timeline;
 
 use std::borrow::Borrow;
@@ -24,6 +25,7 @@ use crate::record::encode::kind;
 use crate::record::storage::ThreadChunks;
 use crate::record::{Capture, Timebase};
 use spans::SpanTable;
+use tasks::TaskTable;
 use timeline::{Out, OutKind, Repairs, Timeline};
 
 #[cfg(feature = "http")]
@@ -79,6 +81,8 @@ impl<C: Borrow<Capture>> Encoder<C> {
 /// What the pass over the records builds: the encoder's working state.
 struct Layout {
     spans: SpanTable,
+    /// tokio's tasks, from their `runtime.spawn` spans.
+    tasks: TaskTable,
     /// Per capture thread; `None` for threads without records.
     timelines: Vec<Option<Timeline>>,
     repairs: Repairs,
@@ -96,14 +100,16 @@ impl Layout {
         let (entries, spans) = expected_entries(capture);
         let mut layout = Layout {
             spans: SpanTable::with_capacity(spans),
+            tasks: TaskTable::default(),
             timelines: entries.iter().map(|_| None).collect(),
             repairs: Repairs::default(),
             retained: 0,
             window_start: window_end,
             window_end,
         };
-        for (n, record) in TimeOrder::new(timebase, threads).enumerate() {
-            if n == 0 {
+        let mut order = TimeOrder::new(timebase, threads);
+        while let Some(record) = order.next() {
+            if layout.retained == 0 {
                 layout.window_start = record.ts_ns.min(window_end);
             }
             layout.retained += 1;
@@ -111,6 +117,18 @@ impl Layout {
             if layout.timelines[thread].is_none() {
                 layout.timelines[thread] =
                     Some(Timeline::with_capacity(record.ts_ns, entries[thread]));
+            }
+            if let Body::Event {
+                metadata, fields, ..
+            } = &record.view.body
+                && tasks::is_waker_event(metadata)
+                && let Some(task) = tasks::woken_task(fields).and_then(|id| order.live_span(id))
+            {
+                let in_slice = layout.timelines[thread]
+                    .as_ref()
+                    .is_some_and(Timeline::in_slice);
+                let at = (record.ts_ns, record.at.thread);
+                layout.tasks.woken(task, at, in_slice);
             }
             layout.add(record.at, record.ts_ns, record.ids, &record.view);
         }
@@ -125,10 +143,19 @@ impl Layout {
         if let Some(span) = ids.span() {
             let info = self.spans.seen(span, here);
             match ids {
-                Ids::Close { .. } => info.close(here),
+                Ids::Close { .. } => {
+                    info.close(here);
+                    self.tasks.closed(span);
+                }
                 Ids::NewSpan { span, parent } => {
-                    if let Body::NewSpan { metadata, .. } = view.body {
+                    if let Body::NewSpan {
+                        metadata, fields, ..
+                    } = view.body
+                    {
                         self.spans.created(span, parent, metadata, at, here);
+                        if tasks::is_task_span(metadata) {
+                            self.tasks.spawned(span, metadata, &fields, here);
+                        }
                     }
                 }
                 Ids::Record { span } => self.spans.updated(span, at, here),
@@ -142,8 +169,17 @@ impl Layout {
             return;
         };
         match ids {
-            Ids::Enter { span } => timeline.enter(span, ts),
-            Ids::Exit { span } => timeline.exit(span, ts, &mut self.repairs),
+            Ids::Enter { span } => {
+                let (note, flow) = self.tasks.poll_started(span, ts);
+                timeline.enter(span, ts, note);
+                if let Some(flow) = flow {
+                    self.add_wake_flow(&flow, (ts, thread));
+                }
+            }
+            Ids::Exit { span } => {
+                timeline.exit(span, ts, &mut self.repairs);
+                self.tasks.poll_ended(span, here);
+            }
             Ids::Event {
                 span,
                 explicit_parent,
@@ -158,6 +194,7 @@ impl Layout {
                     id: u64::from(at.chunk) << 32 | u64::from(at.offset),
                     kind: OutKind::Instant,
                     flags: if explicit_parent { EXPLICIT_PARENT } else { 0 },
+                    note: 0,
                 });
             }
             _ => {}
@@ -170,6 +207,24 @@ impl Layout {
             timeline.finish(self.window_end);
         }
         self.add_flows(threads);
+        // Tasks still waiting to be polled: an async slice from when they became ready.
+        for (span, since, thread) in self.tasks.waiting() {
+            if let Some(Some(timeline)) = self.timelines.get_mut(thread as usize) {
+                for (ts, kind) in [
+                    (since, OutKind::WaitBegin),
+                    (self.window_end, OutKind::WaitEnd),
+                ] {
+                    timeline.out.push(Out {
+                        ts: ts.min(self.window_end),
+                        value: self.window_end.saturating_sub(since),
+                        id: span,
+                        kind,
+                        flags: 0,
+                        note: 0,
+                    });
+                }
+            }
+        }
         let mut lifetimes: Vec<(u64, u64, u32, u64, u32)> = self
             .spans
             .iter()
@@ -194,6 +249,7 @@ impl Layout {
                         id: span,
                         kind,
                         flags: 0,
+                        note: 0,
                     });
                 }
             }

@@ -58,8 +58,11 @@ impl<C: Borrow<Capture>> Encoder<C> {
                 "fields": fields,
                 "duration_ms": trigger.duration_nanos as f64 / 1e6,
                 "threshold_ms": trigger.threshold_nanos as f64 / 1e6,
-                "timing": trigger.timing.as_str(),
+                "timing": trigger.timing,
             });
+            if let Some(task) = self.layout.tasks.name(trigger.span_id) {
+                data["trigger"]["task"] = Value::String(task.to_owned());
+            }
         }
         if let Some(event) = &context.event {
             data["trigger_event"] = trigger_event_json(event);

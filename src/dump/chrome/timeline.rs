@@ -10,12 +10,18 @@ use std::cmp::Reverse;
 pub(super) enum OutKind {
     /// `b`: a span's lifetime begins.
     Begin,
+    /// `b`: a tokio task became ready and was still waiting to be polled at the window's end.
+    WaitBegin,
     /// `X`: an enter→exit interval.
     Slice,
     /// `s`/`t`/`f`: a flow step at a slice's start.
     Flow,
+    /// `s`/`f`: a wake arrow's start (at a wake) or end (at the poll it caused).
+    Wake,
     /// `i`: an event.
     Instant,
+    /// `e`: the end of a `WaitBegin`'s wait, at the window's end.
+    WaitEnd,
     /// `e`: a span's lifetime ends.
     End,
 }
@@ -34,6 +40,9 @@ pub(super) struct Out {
     pub(super) id: u64,
     pub(super) kind: OutKind,
     pub(super) flags: u8,
+    /// A slice's poll note (a tokio task's scheduled delay, see `TaskTable`); 0: none. Fits
+    /// in the padding.
+    pub(super) note: u32,
 }
 
 impl Out {
@@ -44,6 +53,7 @@ impl Out {
             id: span,
             kind: OutKind::Slice,
             flags,
+            note: 0,
         }
     }
 
@@ -68,6 +78,8 @@ struct Frame {
     repaired: bool,
     /// The enter was not in the window; `start` is the thread's first retained record.
     start_evicted: bool,
+    /// The slice's note (`Out::note`).
+    note: u32,
 }
 
 /// How often slices had to be repaired, for `otherData`.
@@ -93,12 +105,18 @@ impl Timeline {
         }
     }
 
-    pub(super) fn enter(&mut self, span: u64, ts: u64) {
+    /// Whether a slice is open on this thread now.
+    pub(super) fn in_slice(&self) -> bool {
+        !self.stack.is_empty()
+    }
+
+    pub(super) fn enter(&mut self, span: u64, ts: u64, note: u32) {
         self.stack.push(Frame {
             span,
             start: ts,
             repaired: false,
             start_evicted: false,
+            note,
         });
     }
 
@@ -117,6 +135,7 @@ impl Timeline {
                 start: self.first_ts,
                 repaired: false,
                 start_evicted: true,
+                note: 0,
             },
         );
         0
@@ -149,14 +168,17 @@ impl Timeline {
         if target.repaired || inner > 0 {
             flags |= REPAIRED;
         }
-        self.out
-            .push(Out::slice(span, target.start, ts - target.start, flags));
+        self.out.push(Out {
+            note: target.note,
+            ..Out::slice(span, target.start, ts - target.start, flags)
+        });
         self.stack.remove(position);
         for frame in &mut self.stack[position..] {
             *frame = Frame {
                 start: ts,
                 repaired: true,
                 start_evicted: false,
+                note: 0,
                 ..*frame
             };
         }
@@ -172,12 +194,15 @@ impl Timeline {
             if frame.start_evicted {
                 flags |= START_EVICTED;
             }
-            self.out.push(Out::slice(
-                frame.span,
-                frame.start,
-                window_end.saturating_sub(frame.start),
-                flags,
-            ));
+            self.out.push(Out {
+                note: frame.note,
+                ..Out::slice(
+                    frame.span,
+                    frame.start,
+                    window_end.saturating_sub(frame.start),
+                    flags,
+                )
+            });
         }
     }
 
