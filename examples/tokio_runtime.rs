@@ -1,9 +1,12 @@
 //! The seed's exercise in async form: five tasks on a two-worker tokio runtime, one of which
 //! blocks its worker with `std::thread::sleep` now and then. The long-poll trigger dumps the
 //! first time it does; the dump shows the blocked worker, the tasks queued behind it and how
-//! long each waited (`scheduled_delay_us` on every poll).
+//! long each waited (`scheduled_delay_us` on every poll). The runtime is also instrumented
+//! (each worker's busy and parked time) and sampled every 10 ms (counter tracks: alive tasks,
+//! queue depth, each worker's busy ratio, the process's memory and CPU time).
 //!
-//! tokio records its tasks only when built with `--cfg tokio_unstable`:
+//! tokio records its tasks only when built with `--cfg tokio_unstable` (without it, the dump
+//! still has the workers and counters, and a final manual dump is written instead):
 //!
 //! ```text
 //! RUSTFLAGS="--cfg tokio_unstable" cargo run --release --features tokio --example tokio_runtime
@@ -18,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{Instrument, info, info_span};
 use tracing_blackbox::FlightRecorder;
+use tracing_blackbox::tokio::{DEFAULT_SAMPLE_INTERVAL, RuntimeSampler};
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::prelude::*;
 
@@ -94,11 +98,20 @@ fn main() -> ExitCode {
         .with(layer.with_filter(tracing_blackbox::tokio::task_filter(LevelFilter::INFO)))
         .init();
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_time()
-        .build()
-        .expect("a tokio runtime");
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(2).enable_time();
+    // Each worker's busy and parked time, on its track.
+    tracing_blackbox::tokio::instrument(&mut builder, &recorder);
+    let runtime = builder.build().expect("a tokio runtime");
+    // The runtime's, the process's and the recorder's counters, every 10 ms.
+    let sampler = match RuntimeSampler::start(runtime.handle(), &recorder, DEFAULT_SAMPLE_INTERVAL)
+    {
+        Ok(sampler) => sampler,
+        Err(err) => {
+            eprintln!("tokio_runtime: sampler: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     let until = Instant::now() + RUN_FOR;
     runtime.block_on(async {
         let tasks: Vec<_> = (0..TASKS)
@@ -108,6 +121,7 @@ fn main() -> ExitCode {
             let _ = task.await;
         }
     });
+    sampler.stop();
     drop(runtime);
     recorder.flush();
 
@@ -117,11 +131,23 @@ fn main() -> ExitCode {
             eprintln!("no long poll was caught");
             return ExitCode::FAILURE;
         }
-        println!(
-            "no dump: tokio records its tasks only when built with --cfg tokio_unstable:\n  \
-             RUSTFLAGS=\"--cfg tokio_unstable\" cargo run --release --features tokio --example tokio_runtime"
-        );
-        return ExitCode::SUCCESS;
+        // Without tokio's task records nothing can tell a long poll: the workers and counters
+        // are in a manual dump.
+        return match recorder.dump_to_dir("blackbox-dumps", "runtime") {
+            Ok(info) => {
+                println!(
+                    "dump (workers and counters): {}\n\
+                     tokio records its tasks only when built with --cfg tokio_unstable:\n  \
+                     RUSTFLAGS=\"--cfg tokio_unstable\" cargo run --release --features tokio --example tokio_runtime",
+                    info.path.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("tokio_runtime: {err}");
+                ExitCode::FAILURE
+            }
+        };
     }
     println!(
         "task-{BLOCKER} blocked its worker for 80 ms; open the dump at https://ui.perfetto.dev \

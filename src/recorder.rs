@@ -72,6 +72,12 @@ impl FlightRecorder {
         }
     }
 
+    /// The recording this handle reads (the runtime view writes into it too).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn recording(&self) -> &Arc<Recording> {
+        &self.parts.recording
+    }
+
     /// The recorded past, decoded: every retained record in time order, with the recorder's
     /// own span ids. For tests and tools; dumps use the same data.
     pub fn snapshot(&self) -> Snapshot {

@@ -5,15 +5,9 @@
 mod collector;
 mod common;
 
-use std::path::PathBuf;
 use std::process::Command;
 
-/// `cargo test` builds the examples next to the test binaries' `deps` folder.
-fn example(name: &str) -> Option<PathBuf> {
-    let deps = std::env::current_exe().ok()?.parent()?.to_owned();
-    let path = deps.parent()?.join("examples").join(name);
-    path.exists().then_some(path)
-}
+use common::example;
 
 #[test]
 fn slow_tasks_dumps_each_slow_task() {

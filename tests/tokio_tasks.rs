@@ -374,16 +374,10 @@ fn a_task_queued_behind_blocked_workers_waits_for_them_and_fires_a_scheduled_del
     );
 }
 
-/// `.ci/run` builds the example into this test's target directory first.
-fn example(name: &str) -> Option<std::path::PathBuf> {
-    let deps = std::env::current_exe().ok()?.parent()?.to_path_buf();
-    let path = deps.parent()?.join("examples").join(name);
-    path.exists().then_some(path)
-}
-
 #[test]
 fn the_example_dumps_the_blocked_worker_and_the_tasks_waiting_behind_it() {
-    let Some(binary) = example("tokio_runtime") else {
+    // `.ci/run` builds it into this test's target directory first.
+    let Some(binary) = common::example("tokio_runtime") else {
         panic!(
             "examples/tokio_runtime was not built: RUSTFLAGS=\"--cfg tokio_unstable\" cargo build \
              --features tokio --example tokio_runtime --target-dir target/tokio-unstable"

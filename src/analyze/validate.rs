@@ -32,6 +32,10 @@ pub struct Summary {
     pub instants: usize,
     /// Flow arrows (one per `s`…`f` chain).
     pub flows: usize,
+    /// Counter samples (`C`).
+    pub counters: usize,
+    /// Distinct counter tracks: `(pid, name, argument)`.
+    pub counter_tracks: usize,
     /// Distinct `(pid, tid)` threads with events.
     pub threads: usize,
     /// Whether each thread's events appear in the file in non-decreasing `ts` order (the format
@@ -169,6 +173,8 @@ pub struct Checker {
     /// Flow steps per (category, id): (ts, phase, event index, thread).
     flows: HashMap<(String, String), Vec<FlowStep>>,
     last_ts: HashMap<Thread, i64>,
+    /// Last `ts` per counter track `(pid, name, argument)`.
+    counter_tracks: HashMap<(i64, String, String), i64>,
 }
 
 impl Default for Checker {
@@ -184,6 +190,7 @@ impl Default for Checker {
             asyncs: HashMap::new(),
             flows: HashMap::new(),
             last_ts: HashMap::new(),
+            counter_tracks: HashMap::new(),
         }
     }
 }
@@ -286,8 +293,52 @@ impl Checker {
                 ));
             }
             "i" | "I" | "n" => self.summary.instants += 1,
+            "C" => self.counter(object, pid, ts, index)?,
             _ => {}
         }
+        Ok(())
+    }
+
+    /// A counter sample: numeric arguments only, and each of its tracks later than its
+    /// previous sample in the file.
+    fn counter(
+        &mut self,
+        object: &serde_json::Map<String, Value>,
+        pid: i64,
+        ts: i64,
+        index: usize,
+    ) -> Result<(), Violation> {
+        let at = Some(index);
+        let name = object
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| violation(at, "C without a name"))?;
+        let args = object
+            .get("args")
+            .and_then(Value::as_object)
+            .filter(|args| !args.is_empty())
+            .ok_or_else(|| violation(at, "C without arguments"))?;
+        for (arg, value) in args {
+            if !value.is_number() {
+                return Err(violation(
+                    at,
+                    format!("counter {name:?} argument {arg:?} is not a number: {value}"),
+                ));
+            }
+            let track = (pid, name.to_owned(), arg.clone());
+            if let Some(&last) = self.counter_tracks.get(&track)
+                && ts <= last
+            {
+                return Err(violation(
+                    at,
+                    format!(
+                        "counter track {name:?} {arg:?} goes back in time or repeats a timestamp"
+                    ),
+                ));
+            }
+            self.counter_tracks.insert(track, ts);
+        }
+        self.summary.counters += 1;
         Ok(())
     }
 
@@ -404,92 +455,11 @@ impl Checker {
             }
         }
         self.summary.threads = self.last_ts.len();
+        self.summary.counter_tracks = self.counter_tracks.len();
         Ok(self.summary)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn named(events: Vec<Value>) -> Value {
-        let mut all = vec![
-            json!({"ph": "M", "name": "thread_name", "pid": 1, "tid": 1, "args": {"name": "a"}}),
-            json!({"ph": "M", "name": "thread_name", "pid": 1, "tid": 2, "args": {"name": "b"}}),
-        ];
-        all.extend(events);
-        json!({ "traceEvents": all })
-    }
-
-    #[test]
-    fn overlapping_slices_are_a_violation() {
-        let trace = named(vec![
-            json!({"ph": "X", "name": "a", "pid": 1, "tid": 1, "ts": 0.0, "dur": 10.0}),
-            json!({"ph": "X", "name": "b", "pid": 1, "tid": 1, "ts": 5.0, "dur": 10.0}),
-        ]);
-        let err = check(&trace).unwrap_err();
-        assert!(err.message.contains("overlaps"), "{err}");
-        // Sub-microsecond overlap counts too.
-        let trace = named(vec![
-            json!({"ph": "X", "name": "a", "pid": 1, "tid": 1, "ts": 0.0, "dur": 10.0}),
-            json!({"ph": "X", "name": "b", "pid": 1, "tid": 1, "ts": 9.999, "dur": 0.002}),
-        ]);
-        assert!(check(&trace).is_err());
-    }
-
-    #[test]
-    fn unnamed_threads_unbalanced_pairs_and_broken_flows_are_violations() {
-        let unnamed =
-            json!({"traceEvents": [{"ph": "i", "name": "x", "pid": 1, "tid": 9, "ts": 1.0}]});
-        assert!(check(&unnamed).unwrap_err().message.contains("thread_name"));
-        let e_first = named(vec![json!({"ph": "E", "pid": 1, "tid": 1, "ts": 1.0})]);
-        assert!(check(&e_first).is_err());
-        let two_begins = named(vec![
-            json!({"ph": "b", "cat": "c", "id": "0x1", "name": "s", "pid": 1, "tid": 1, "ts": 1.0}),
-            json!({"ph": "b", "cat": "c", "id": "0x1", "name": "s", "pid": 1, "tid": 1, "ts": 2.0}),
-            json!({"ph": "e", "cat": "c", "id": "0x1", "name": "s", "pid": 1, "tid": 1, "ts": 3.0}),
-        ]);
-        assert!(check(&two_begins).is_err());
-        let flow_outside = named(vec![
-            json!({"ph": "X", "name": "a", "pid": 1, "tid": 1, "ts": 0.0, "dur": 1.0}),
-            json!({"ph": "s", "cat": "c", "id": 7, "name": "a", "pid": 1, "tid": 1, "ts": 0.0}),
-            json!({"ph": "f", "cat": "c", "id": 7, "name": "a", "pid": 1, "tid": 2, "ts": 5.0, "bp": "e"}),
-        ]);
-        assert!(
-            check(&flow_outside)
-                .unwrap_err()
-                .message
-                .contains("not inside")
-        );
-    }
-
-    #[test]
-    fn a_well_formed_trace_passes_with_its_counts() {
-        let trace = named(vec![
-            json!({"ph": "X", "name": "a", "pid": 1, "tid": 1, "ts": 0.0, "dur": 10.0}),
-            json!({"ph": "X", "name": "a2", "pid": 1, "tid": 1, "ts": 10.0, "dur": 1.0}),
-            json!({"ph": "X", "name": "b", "pid": 1, "tid": 2, "ts": 20.0, "dur": 1.0}),
-            json!({"ph": "s", "cat": "c", "id": 7, "name": "a", "pid": 1, "tid": 1, "ts": 0.0}),
-            json!({"ph": "f", "cat": "c", "id": 7, "name": "a", "pid": 1, "tid": 2, "ts": 20.0, "bp": "e"}),
-            json!({"ph": "b", "cat": "c", "id": "0x1", "name": "s", "pid": 1, "tid": 1, "ts": 0.0}),
-            json!({"ph": "e", "cat": "c", "id": "0x1", "name": "s", "pid": 1, "tid": 2, "ts": 21.0}),
-            json!({"ph": "i", "s": "t", "name": "x", "pid": 1, "tid": 1, "ts": 1.0}),
-        ]);
-        let summary = check(&trace).unwrap();
-        assert_eq!(
-            (
-                summary.slices,
-                summary.flows,
-                summary.async_pairs,
-                summary.instants
-            ),
-            (3, 1, 1, 1)
-        );
-        assert_eq!(summary.threads, 2);
-        assert!(
-            !summary.sorted_per_thread,
-            "the instant comes after a later slice in the file"
-        );
-    }
-}
+#[path = "validate_tests.rs"]
+mod tests;

@@ -107,38 +107,62 @@ impl fmt::Debug for FlightRecorderLayer {
     }
 }
 
+/// Runs `f` with this thread's slot for `shared`. Re-entrant calls and calls during thread
+/// teardown cannot get the slot: they are counted as dropped when recording.
+#[inline]
+fn with_slot(shared: &Arc<Recording>, f: impl FnOnce(&Recording, &mut Slot)) {
+    let done = SLOTS
+        .try_with(|slots| {
+            let Ok(mut slots) = slots.try_borrow_mut() else {
+                return false;
+            };
+            let index = match slots.iter().position(|s| s.recorder == shared.id) {
+                Some(index) => index,
+                None => {
+                    // First record of this thread for this recorder; forget recorders
+                    // that are gone.
+                    slots.retain(|s| s.shared.strong_count() > 0);
+                    slots.push(Slot::new(shared));
+                    slots.len() - 1
+                }
+            };
+            f(shared, &mut slots[index]);
+            true
+        })
+        .unwrap_or(false);
+    if !done && shared.is_recording() {
+        shared.count_dropped();
+    }
+}
+
+/// Records an event that came through no subscriber (the runtime view's park, unpark and
+/// counters): the same encoding and storage as [`Layer::on_event`]'s, no triggers.
+#[cfg(feature = "tokio")]
+pub(crate) fn record_event(shared: &Arc<Recording>, event: &Event<'_>) {
+    if !shared.is_recording() {
+        return;
+    }
+    with_slot(shared, |shared, slot| {
+        let ts = shared.now();
+        let scratch = &mut slot.scratch;
+        scratch.begin(kind::EVENT, ts);
+        scratch.put_metadata(event.metadata());
+        scratch.put_u64(0);
+        let mut fields = scratch.fields(shared.max_field_bytes, &shared.redaction);
+        event.record(&mut fields);
+        let flags = fields.flags() | FLAG_EXPLICIT_PARENT;
+        let _ = shared.append(&slot.buffer, scratch.finish(flags), ts);
+    });
+}
+
 impl FlightRecorderLayer {
     pub(crate) fn new(shared: Arc<Recording>, hooks: Option<Arc<dyn TriggerHooks>>) -> Self {
         FlightRecorderLayer { shared, hooks }
     }
 
-    /// Runs `f` with this thread's slot. Re-entrant calls and calls during thread teardown
-    /// cannot get the slot: they are counted as dropped when recording.
     #[inline]
     fn with_slot(&self, f: impl FnOnce(&Recording, &mut Slot)) {
-        let shared = &self.shared;
-        let done = SLOTS
-            .try_with(|slots| {
-                let Ok(mut slots) = slots.try_borrow_mut() else {
-                    return false;
-                };
-                let index = match slots.iter().position(|s| s.recorder == shared.id) {
-                    Some(index) => index,
-                    None => {
-                        // First record of this thread for this recorder; forget recorders
-                        // that are gone.
-                        slots.retain(|s| s.shared.strong_count() > 0);
-                        slots.push(Slot::new(shared));
-                        slots.len() - 1
-                    }
-                };
-                f(shared, &mut slots[index]);
-                true
-            })
-            .unwrap_or(false);
-        if !done && shared.is_recording() {
-            shared.count_dropped();
-        }
+        with_slot(&self.shared, f);
     }
 
     /// Records an enter, exit or close; returns the clock reading it used, if it recorded.
@@ -210,7 +234,6 @@ where
         if let Some(crash) = self.shared.storage.crash_store() {
             crash.intern(metadata);
         }
-
         let _ = metadata;
         Interest::always()
     }

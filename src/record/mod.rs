@@ -10,6 +10,8 @@ pub(crate) mod encode;
 pub(crate) mod hooks;
 pub(crate) mod layer;
 pub(crate) mod redact;
+#[cfg(feature = "tokio")]
+pub(crate) mod runtime;
 pub(crate) mod span_timing;
 pub(crate) mod storage;
 #[cfg(feature = "tokio")]
@@ -27,6 +29,11 @@ use encode::Encoded;
 use redact::Redaction;
 use span_timing::{SlowSpanConfig, SlowSpans};
 use storage::{Storage, StorageLimits, StoredChunks, ThreadBuffer};
+
+/// The target of the runtime view's own records (`runtime.rs`, feature `tokio`): worker park
+/// and unpark, counters. Known to the encoder whatever the features, so a crash file written
+/// with them reads back the same.
+pub(crate) const RUNTIME_TARGET: &str = "tracing_blackbox::runtime";
 
 /// What the recording needs from the configuration.
 #[derive(Debug, Clone)]

@@ -76,11 +76,40 @@ pub(crate) struct SlowSpans {
     default_nanos: Option<u64>,
     by_name: Vec<(String, u64)>,
     timing: SpanTiming,
-    shards: Box<[Shard]>,
+    spans: ShardedSpans<Timing>,
 }
 
-/// Open spans with a threshold, by registry id; padded so shards never share a cache line.
-type Shard = CachePadded<Mutex<FxHashMap<u64, Timing>>>;
+/// Per-span state by registry id, sharded (spans may close on another thread than the one
+/// that created them), preallocated, each shard's mutex on its own cache line. Also the task
+/// table's (`tasks.rs`).
+pub(crate) struct ShardedSpans<T> {
+    shards: Box<[Shard<T>]>,
+}
+
+/// One shard: its own lock, on its own cache line.
+type Shard<T> = CachePadded<Mutex<FxHashMap<u64, T>>>;
+
+impl<T> ShardedSpans<T> {
+    pub(crate) fn new() -> Self {
+        ShardedSpans {
+            shards: (0..SHARDS)
+                .map(|_| {
+                    CachePadded::new(Mutex::new(FxHashMap::with_capacity_and_hasher(
+                        SHARD_CAPACITY,
+                        Default::default(),
+                    )))
+                })
+                .collect(),
+        }
+    }
+
+    /// The shard that holds `id`'s entry.
+    #[inline]
+    pub(crate) fn shard(&self, id: u64) -> &Mutex<FxHashMap<u64, T>> {
+        let index = (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60) as usize % SHARDS;
+        &self.shards[index]
+    }
+}
 
 fn nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
@@ -96,14 +125,7 @@ impl SlowSpans {
                 .map(|(name, threshold)| (name.clone(), nanos(*threshold)))
                 .collect(),
             timing: config.timing,
-            shards: (0..SHARDS)
-                .map(|_| {
-                    CachePadded::new(Mutex::new(FxHashMap::with_capacity_and_hasher(
-                        SHARD_CAPACITY,
-                        Default::default(),
-                    )))
-                })
-                .collect(),
+            spans: ShardedSpans::new(),
         }
     }
 
@@ -112,8 +134,7 @@ impl SlowSpans {
     }
 
     fn shard(&self, id: u64) -> &Mutex<FxHashMap<u64, Timing>> {
-        let index = (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60) as usize % SHARDS;
-        &self.shards[index]
+        self.spans.shard(id)
     }
 
     fn threshold(&self, metadata: &Metadata<'_>) -> Option<u64> {

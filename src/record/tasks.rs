@@ -14,16 +14,12 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crossbeam_utils::CachePadded;
 use rustc_hash::FxHashMap;
 use tracing_core::field::{Field, Visit};
 use tracing_core::{Event, Metadata};
 
+use crate::record::span_timing::ShardedSpans;
 use crate::sync::lock;
-
-const SHARDS: usize = 16;
-/// Entries preallocated per shard; the table grows beyond that many live tasks.
-const SHARD_CAPACITY: usize = 256;
 
 /// Thresholds from the builder.
 #[derive(Debug, Clone, Copy, Default)]
@@ -70,14 +66,11 @@ struct TaskState {
     woken_while_polled: bool,
 }
 
-/// Live tasks by registry id; padded so shards never share a cache line.
-type Shard = CachePadded<Mutex<FxHashMap<u64, TaskState>>>;
-
 /// Per-task timing for the long-poll and scheduled-delay triggers.
 pub(crate) struct TaskWatch {
     long_poll_nanos: Option<u64>,
     delay_nanos: Option<u64>,
-    shards: Box<[Shard]>,
+    tasks: ShardedSpans<TaskState>,
 }
 
 fn nanos(duration: Duration) -> u64 {
@@ -125,20 +118,12 @@ impl TaskWatch {
         TaskWatch {
             long_poll_nanos: config.long_poll.map(nanos),
             delay_nanos: config.scheduled_delay.map(nanos),
-            shards: (0..SHARDS)
-                .map(|_| {
-                    CachePadded::new(Mutex::new(FxHashMap::with_capacity_and_hasher(
-                        SHARD_CAPACITY,
-                        Default::default(),
-                    )))
-                })
-                .collect(),
+            tasks: ShardedSpans::new(),
         }
     }
 
     fn shard(&self, id: u64) -> &Mutex<FxHashMap<u64, TaskState>> {
-        let index = (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60) as usize % SHARDS;
-        &self.shards[index]
+        self.tasks.shard(id)
     }
 
     /// A new span: a task, ready from its spawn, if tokio made it.

@@ -1,7 +1,29 @@
-//! The runtime view (feature `tokio`): tokio's tasks on the dump's timeline, next to the spans
-//! and events the application wrote.
+//! The runtime view (feature `tokio`): tokio's workers, counters and tasks on the dump's
+//! timeline, next to the spans and events the application wrote.
 //!
-//! # Tasks
+//! # Workers and counters (stable tokio)
+//!
+//! [`instrument`] wires a runtime builder's park and unpark hooks: each worker's track shows
+//! `busy` slices (the polls it ran nest inside) and `parked` slices. [`RuntimeSampler`] records
+//! counter tracks every interval (default [`DEFAULT_SAMPLE_INTERVAL`], 10 ms): the runtime's
+//! metrics, each worker's busy ratio, the process's memory and CPU time, the recorder's own
+//! bytes and counts. Both write into the recorder's bounded storage, so they age out with
+//! everything else.
+//!
+//! ```
+//! use tracing_blackbox::tokio::{DEFAULT_SAMPLE_INTERVAL, RuntimeSampler, instrument};
+//! # let (_layer, recorder) = tracing_blackbox::FlightRecorder::builder().build()?;
+//!
+//! let mut builder = tokio::runtime::Builder::new_multi_thread();
+//! instrument(&mut builder, &recorder);
+//! let runtime = builder.enable_all().build()?;
+//! let sampler = RuntimeSampler::start(runtime.handle(), &recorder, DEFAULT_SAMPLE_INTERVAL)?;
+//! // ... serve; the sampler stops when dropped.
+//! # drop(sampler);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Tasks (`--cfg tokio_unstable`)
 //!
 //! Built with `--cfg tokio_unstable` and tokio's `tracing` feature, tokio wraps every spawned
 //! task in a `runtime.spawn` span (target `tokio::task`; fields `kind`, `task.name`,
@@ -47,8 +69,15 @@
 //! waits longer than its threshold between being woken and being polled. Both go through the
 //! same cooldown, queue and retention as the other triggers.
 
+mod hooks;
+mod process;
+mod sampler;
+
 use tracing_core::Level;
 use tracing_subscriber::filter::{LevelFilter, Targets};
+
+pub use hooks::{RuntimeHooks, instrument};
+pub use sampler::{DEFAULT_SAMPLE_INTERVAL, MIN_SAMPLE_INTERVAL, RuntimeSampler};
 
 /// The target of tokio's task spans (`runtime.spawn`); its waker events' target
 /// (`tokio::task::waker`) and blocking tasks' (`tokio::task::blocking`) start with it.

@@ -95,9 +95,14 @@ pub fn check_invariants(dump: &Dump) {
         assert!(begun.insert(id), "span id {id} begun twice");
         assert_eq!(b["id"], format!("0x{id:x}"), "async id is the span's own");
     }
-    for x in dump.phase("X") {
+    // Every slice is a span's, except the runtime view's busy and parked slices.
+    for x in dump.phase("X").filter(|x| x["cat"] != "tokio::runtime") {
         let id = x["args"]["span_id"].as_u64().expect("X has span_id");
         assert!(begun.contains(&id), "X of span {id} has no lifetime pair");
+    }
+    for x in dump.phase("X").filter(|x| x["cat"] == "tokio::runtime") {
+        assert!(x["name"] == "busy" || x["name"] == "parked", "{x}");
+        assert!(x["args"].get("span_id").is_none());
     }
     // A tokio task still waiting to be polled at the end: a wait of a task with a lifetime.
     for wait in waits {
@@ -107,7 +112,7 @@ pub fn check_invariants(dump: &Dump) {
     }
     // An event lies inside its span's slice on its thread when that span is open there.
     let mut slices: HashMap<(u64, u64), Vec<(i64, i64)>> = HashMap::new();
-    for x in dump.phase("X") {
+    for x in dump.phase("X").filter(|x| x["cat"] != "tokio::runtime") {
         let key = (
             x["tid"].as_u64().unwrap(),
             x["args"]["span_id"].as_u64().unwrap(),
@@ -149,6 +154,14 @@ pub fn check_invariants(dump: &Dump) {
     for key in ["reason", "anchor", "window_start", "window_end"] {
         assert!(dump.other(key).is_string(), "otherData.{key}");
     }
+}
+
+/// An example's binary: `cargo test` builds the examples next to the test binaries' `deps`
+/// folder.
+pub fn example(name: &str) -> Option<std::path::PathBuf> {
+    let deps = std::env::current_exe().ok()?.parent()?.to_owned();
+    let path = deps.parent()?.join("examples").join(name);
+    path.exists().then_some(path)
 }
 
 /// The files in `dir`, sorted; none if it does not exist.

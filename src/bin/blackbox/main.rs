@@ -20,6 +20,7 @@ use tracing_blackbox::analyze::{self, LoadError, TraceEvent, TraceInfo};
 
 mod commands;
 mod output;
+mod runtime;
 mod spans;
 
 use output::severity;

@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use super::json::{self, json_str, json_value, micros, write_fields};
 use super::timeline::{INCOMPLETE, Out, OutKind, REPAIRED, START_EVICTED};
 use super::{EXPLICIT_PARENT, Encoder};
-use crate::dump::reader::{Body, RecordReader, ValueRef};
+use crate::dump::reader::{Body, RecordReader, RecordView, ValueRef};
 use crate::dump::snapshot::RecordAt;
 use crate::record::Capture;
 use crate::record::encode::FLAG_FIELDS_DROPPED;
@@ -33,6 +33,10 @@ impl<C: Borrow<Capture>> Encoder<C> {
             json_str(w, info.category())
         };
         match out.kind {
+            OutKind::Slice if super::runtime::runtime_slice(span).is_some() => {
+                let parked = super::runtime::runtime_slice(span) == Some(true);
+                super::runtime::write_slice(w, parked, (pid, tid), out)
+            }
             OutKind::Slice => {
                 head(w, "X")?;
                 write!(w, ",\"pid\":{pid},\"tid\":{tid},\"ts\":")?;
@@ -154,7 +158,31 @@ impl<C: Borrow<Capture>> Encoder<C> {
                 w.write_all(b"}")
             }
             OutKind::Instant => self.write_instant(w, thread, out),
+            OutKind::Counter => {
+                let Some(view) = Self::record_at(thread, out.id) else {
+                    return Ok(());
+                };
+                let Body::Event {
+                    metadata, fields, ..
+                } = view.body
+                else {
+                    return Ok(());
+                };
+                super::runtime::write_counter(w, metadata, &fields, (pid, tid), out.ts)
+            }
         }
+    }
+
+    /// The record an instant or counter entry points at (its packed chunk and offset).
+    fn record_at(thread: &ThreadChunks, packed: u64) -> Option<RecordView<'_>> {
+        let at = RecordAt {
+            thread: 0,
+            chunk: (packed >> 32) as u32,
+            offset: packed as u32,
+        };
+        thread
+            .chunk(at.chunk as usize)
+            .and_then(|chunk| RecordReader::at(chunk, at.offset))
     }
 
     fn write_instant(
@@ -163,15 +191,7 @@ impl<C: Borrow<Capture>> Encoder<C> {
         thread: &ThreadChunks,
         out: &Out,
     ) -> io::Result<()> {
-        let at = RecordAt {
-            thread: 0,
-            chunk: (out.id >> 32) as u32,
-            offset: out.id as u32,
-        };
-        let Some(view) = thread
-            .chunk(at.chunk as usize)
-            .and_then(|chunk| RecordReader::at(chunk, at.offset))
-        else {
+        let Some(view) = Self::record_at(thread, out.id) else {
             return Ok(());
         };
         let Body::Event {

@@ -11,6 +11,7 @@ mod events;
 mod flows;
 mod json;
 mod other_data;
+mod runtime;
 mod spans;
 mod stream;
 mod tasks;
@@ -180,6 +181,10 @@ impl Layout {
                 timeline.exit(span, ts, &mut self.repairs);
                 self.tasks.poll_ended(span, here);
             }
+            Ids::Event { .. }
+                if matches!(view.body, Body::Event { metadata, .. }
+                    if runtime::add(timeline, &mut self.repairs, metadata, thread, ts,
+                        u64::from(at.chunk) << 32 | u64::from(at.offset))) => {}
             Ids::Event {
                 span,
                 explicit_parent,

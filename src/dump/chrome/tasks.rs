@@ -55,11 +55,25 @@ fn task_name(fields: &Fields<'_>, blocking: bool) -> String {
         }
     }
     let what = if blocking { "blocking" } else { "task" };
+    let file = file.map(|file| short_path(&file).to_owned());
     match (name, file, line) {
         (Some(name), ..) => name,
         (None, Some(file), Some(line)) => format!("{what} {file}:{line}"),
         (None, Some(file), None) => format!("{what} {file}"),
         (None, None, _) => "runtime.spawn".to_owned(),
+    }
+}
+
+/// A dependency's source path from its crate's directory on (`tokio-1.54.1/src/…` rather
+/// than `/home/me/.cargo/registry/src/index.crates.io-…/tokio-1.54.1/src/…`).
+fn short_path(file: &str) -> &str {
+    match file.find("/registry/src/") {
+        Some(at) => {
+            let rest = &file[at + "/registry/src/".len()..];
+            rest.split_once('/')
+                .map_or(rest, |(_, crate_path)| crate_path)
+        }
+        None => file,
     }
 }
 
@@ -203,5 +217,22 @@ impl TaskTable {
     pub(super) fn scheduled_delay(&self, note: u32) -> Option<u64> {
         let index = usize::try_from(note).ok()?.checked_sub(1)?;
         self.delays.get(index).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_path;
+
+    #[test]
+    fn dependency_paths_start_at_their_crate() {
+        assert_eq!(
+            short_path(
+                "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1/src/runtime/x.rs"
+            ),
+            "tokio-1.54.1/src/runtime/x.rs"
+        );
+        assert_eq!(short_path("src/main.rs"), "src/main.rs");
+        assert_eq!(short_path("/a/registry/src/"), "");
     }
 }

@@ -20,6 +20,8 @@ pub(super) enum OutKind {
     Wake,
     /// `i`: an event.
     Instant,
+    /// `C`: a counter sample (the runtime view's).
+    Counter,
     /// `e`: the end of a `WaitBegin`'s wait, at the window's end.
     WaitEnd,
     /// `e`: a span's lifetime ends.
@@ -103,6 +105,16 @@ impl Timeline {
             first_ts,
             out: Vec::with_capacity(entries),
         }
+    }
+
+    /// Whether `span` has an interval open on this thread now.
+    pub(super) fn is_open(&self, span: u64) -> bool {
+        self.stack.iter().any(|f| f.span == span)
+    }
+
+    /// The thread's first retained record's time.
+    pub(super) fn first_ts(&self) -> u64 {
+        self.first_ts
     }
 
     /// Whether a slice is open on this thread now.

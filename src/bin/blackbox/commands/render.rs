@@ -3,7 +3,9 @@
 //! One lane per thread; slices drawn as bars at their nesting depth, coloured by name; bars
 //! narrower than a pixel are merged with their neighbours at the same depth into one grey bar
 //! (so a 10 MiB dump stays a few thousand elements); events as ticks under the bars, red for
-//! errors and orange for warnings; the trigger span outlined; a time axis with units.
+//! errors and orange for warnings; the trigger span outlined in red, tokio task polls of
+//! [`LONG_POLL_NS`] or more in orange; one lane per counter track (a step line between its
+//! minimum and maximum); a time axis with units.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -22,19 +24,32 @@ const ROW: f64 = 18.0;
 const AXIS: f64 = 34.0;
 const LANE_GAP: f64 = 10.0;
 const TICKS: f64 = 8.0;
+/// Height of a counter lane.
+const COUNTER_LANE: f64 = 30.0;
+/// A tokio task poll this long or longer is outlined (tokio's own guidance: a poll should
+/// take well under a millisecond).
+const LONG_POLL_NS: i64 = 10_000_000;
+
+/// How a bar is outlined.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    None,
+    LongPoll,
+    Trigger,
+}
 
 struct Bar {
     name: String,
     start: i64,
     dur: i64,
     depth: usize,
-    trigger: bool,
+    mark: Mark,
     tooltip: String,
 }
 
 #[derive(Default)]
 struct Lane {
-    slices: Vec<(i64, i64, String, bool, Value)>,
+    slices: Vec<(i64, i64, String, Mark, Value)>,
     ticks: Vec<(i64, u8, String)>,
 }
 
@@ -77,6 +92,7 @@ pub(crate) fn render(path: &Path, output: &Path, width: u32) -> Result<(), Failu
     let mut threads = Threads::default();
     let mut lanes: BTreeMap<(i64, i64), Lane> = BTreeMap::new();
     let mut spans = SpanBuilder::default();
+    let mut counters: BTreeMap<(String, String), Vec<(i64, f64)>> = BTreeMap::new();
     let (mut t0, mut t1) = (i64::MAX, i64::MIN);
     let info = read(path, |event| {
         threads.feed(&event);
@@ -85,6 +101,20 @@ pub(crate) fn render(path: &Path, output: &Path, width: u32) -> Result<(), Failu
         }
         t0 = t0.min(event.ts_ns);
         t1 = t1.max(event.ts_ns + event.dur_ns.unwrap_or(0));
+        if event.ph == "C" {
+            for (arg, value) in event.args.as_object().into_iter().flatten() {
+                if let Some(value) = value.as_f64() {
+                    counters
+                        .entry((event.name.clone(), arg.clone()))
+                        .or_default()
+                        .push((event.ts_ns, value));
+                }
+            }
+            return;
+        }
+        let long_poll = event.ph == "X"
+            && event.cat == "tokio::task"
+            && event.dur_ns.unwrap_or(0) >= LONG_POLL_NS;
         let lane = lanes.entry((event.pid, event.tid)).or_default();
         if matches!(event.ph.as_str(), "i" | "I") {
             let level = event.arg_str("level").unwrap_or("INFO");
@@ -100,11 +130,16 @@ pub(crate) fn render(path: &Path, output: &Path, width: u32) -> Result<(), Failu
         }
         spans.feed(event, |source, span| {
             if source == Source::Slice {
+                let mark = match (span.trigger, long_poll) {
+                    (true, _) => Mark::Trigger,
+                    (false, true) => Mark::LongPoll,
+                    (false, false) => Mark::None,
+                };
                 lanes.entry(span.tid).or_default().slices.push((
                     span.start_ns,
                     span.dur_ns,
                     span.name,
-                    span.trigger,
+                    mark,
                     span.fields,
                 ));
             }
@@ -134,13 +169,16 @@ pub(crate) fn render(path: &Path, output: &Path, width: u32) -> Result<(), Failu
         // Depth from nesting: a stack of open ends.
         let mut stack: Vec<i64> = Vec::new();
         let mut bars: Vec<Bar> = Vec::with_capacity(lane.slices.len());
-        for (start, dur, name, trigger, fields) in &lane.slices {
+        for (start, dur, name, mark, fields) in &lane.slices {
             while stack.last().is_some_and(|&end| end <= *start) {
                 stack.pop();
             }
             let depth = stack.len();
             stack.push(start + dur);
             let mut tooltip = format!("{name} — {}", format_duration(*dur));
+            if *mark == Mark::LongPoll {
+                tooltip.push_str(" (long poll)");
+            }
             let fields = format_fields(fields);
             if !fields.is_empty() {
                 tooltip.push('\n');
@@ -151,7 +189,7 @@ pub(crate) fn render(path: &Path, output: &Path, width: u32) -> Result<(), Failu
                 start: *start,
                 dur: *dur,
                 depth,
-                trigger: *trigger,
+                mark: *mark,
                 tooltip,
             });
         }
@@ -190,10 +228,10 @@ pub(crate) fn render(path: &Path, output: &Path, width: u32) -> Result<(), Failu
                 continue;
             }
             let top = y + bar.depth as f64 * ROW + 1.0;
-            let stroke = if bar.trigger {
-                " stroke=\"#d00000\" stroke-width=\"2.5\""
-            } else {
-                ""
+            let stroke = match bar.mark {
+                Mark::Trigger => " stroke=\"#d00000\" stroke-width=\"2.5\"",
+                Mark::LongPoll => " stroke=\"#e08000\" stroke-width=\"2\"",
+                Mark::None => "",
             };
             let _ = write!(
                 body,
@@ -249,6 +287,18 @@ pub(crate) fn render(path: &Path, output: &Path, width: u32) -> Result<(), Failu
         y += height + LANE_GAP;
     }
 
+    for ((name, arg), samples) in &counters {
+        y = draw_counter(
+            &mut body,
+            &format!("{name} {arg}"),
+            samples,
+            y,
+            width,
+            &x,
+            t1,
+        );
+    }
+
     // The time axis: round steps, labelled with units.
     let mut axis = String::new();
     let step = tick_step(range, 10);
@@ -289,6 +339,59 @@ pub(crate) fn render(path: &Path, output: &Path, width: u32) -> Result<(), Failu
         svg
     };
     write_atomically(output, document.as_bytes())
+}
+
+/// One counter track's lane: a step line from each sample to the next (the last one to the
+/// trace's end), scaled between the track's minimum and maximum, which the label shows.
+fn draw_counter(
+    body: &mut String,
+    label: &str,
+    samples: &[(i64, f64)],
+    y: f64,
+    width: u32,
+    x: &impl Fn(i64) -> f64,
+    end: i64,
+) -> f64 {
+    let (min, max) = samples
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), &(_, v)| {
+            (lo.min(v), hi.max(v))
+        });
+    let span = (max - min).max(f64::EPSILON);
+    let level = |v: f64| y + COUNTER_LANE - 3.0 - (v - min) / span * (COUNTER_LANE - 8.0);
+    let mut points = String::new();
+    for (i, &(ts, value)) in samples.iter().enumerate() {
+        let next = samples.get(i + 1).map_or(end, |&(next, _)| next);
+        let _ = write!(
+            points,
+            "{:.2},{:.1} {:.2},{:.1} ",
+            x(ts),
+            level(value),
+            x(next),
+            level(value)
+        );
+    }
+    let number = |v: f64| {
+        if v.fract() == 0.0 && v.abs() < 1e15 {
+            format!("{v:.0}")
+        } else {
+            format!("{v:.3}")
+        }
+    };
+    let _ = writeln!(
+        body,
+        "<g class=\"counter\" data-counter=\"{}\"><rect x=\"0\" y=\"{y:.1}\" width=\"{width}\" height=\"{COUNTER_LANE:.1}\" fill=\"#f3f7fb\"/><text x=\"6\" y=\"{:.1}\" class=\"thread\">{}</text><text x=\"6\" y=\"{:.1}\" class=\"axis\" style=\"text-anchor:start\">{} … {}</text><polyline fill=\"none\" stroke=\"#2060c0\" stroke-width=\"1.2\" points=\"{}\"><title>{}: {} samples</title></polyline></g>",
+        escape(label),
+        y + 12.0,
+        escape(label),
+        y + 25.0,
+        number(min),
+        number(max),
+        points.trim_end(),
+        escape(label),
+        samples.len()
+    );
+    y + COUNTER_LANE + LANE_GAP
 }
 
 fn write_atomically(output: &Path, bytes: &[u8]) -> Result<(), Failure> {

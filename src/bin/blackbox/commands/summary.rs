@@ -1,4 +1,5 @@
-//! `blackbox summary`: why a dump was written, its window, counters, the slowest spans and per-name durations.
+//! `blackbox summary`: why a dump was written, its window, counters, the slowest spans and
+//! per-name durations, and the runtime view (tokio's tasks, workers, counter tracks).
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -9,6 +10,7 @@ use serde_json::Value;
 use crate::output::{
     Threads, format_duration, format_fields, percentile, severity, table, table_or_none,
 };
+use crate::runtime::RuntimeStats;
 use crate::spans::{Source, SpanBuilder, Stats};
 use crate::{Failure, read};
 
@@ -17,6 +19,7 @@ pub(crate) fn summary(path: &Path, top: usize) -> Result<(), Failure> {
     let mut spans = SpanBuilder::default();
     let mut lifetimes = Stats::new(top);
     let mut slices = Stats::new(top);
+    let mut runtime = RuntimeStats::new(top);
     let mut phases: BTreeMap<String, u64> = BTreeMap::new();
     let mut notable: Vec<(u8, i64, (i64, i64), String)> = Vec::new();
     let mut notable_counts = [0u64; 2];
@@ -43,6 +46,7 @@ pub(crate) fn summary(path: &Path, top: usize) -> Result<(), Failure> {
                 }
             }
         }
+        runtime.feed(&event);
         spans.feed(event, |source, span| match source {
             Source::Lifetime => lifetimes.add(span),
             Source::Slice => slices.add(span),
@@ -63,7 +67,11 @@ pub(crate) fn summary(path: &Path, top: usize) -> Result<(), Failure> {
         Some(trigger) => writeln!(
             out,
             "  reason    {reason}: {} (span {}) took {:.1} ms > {:.1} ms ({} time){}",
-            trigger["span"].as_str().unwrap_or("?"),
+            trigger["task"]
+                .as_str()
+                .map(|task| format!("task {task}"))
+                .or_else(|| trigger["span"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| "?".to_owned()),
             trigger["span_id"],
             trigger["duration_ms"].as_f64().unwrap_or(0.0),
             trigger["threshold_ms"].as_f64().unwrap_or(0.0),
@@ -208,6 +216,8 @@ pub(crate) fn summary(path: &Path, top: usize) -> Result<(), Failure> {
         &rows,
         &[false, true, true, true, true],
     )?;
+
+    runtime.print(&mut out, &threads)?;
 
     writeln!(out)?;
     writeln!(

@@ -28,8 +28,12 @@ pub(crate) fn validate(path: &Path) -> ExitCode {
     }
     match violation.map_or_else(|| checker.finish(), Err) {
         Ok(summary) => {
+            let counters = match summary.counters {
+                0 => String::new(),
+                n => format!(", {n} counter samples on {} tracks", summary.counter_tracks),
+            };
             println!(
-                "{}: valid: {} events, {} threads, {} slices, {} async pairs, {} flows, {} instants",
+                "{}: valid: {} events, {} threads, {} slices, {} async pairs, {} flows, {} instants{counters}",
                 path.display(),
                 summary.events,
                 summary.threads,
