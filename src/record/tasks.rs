@@ -66,6 +66,24 @@ struct TaskState {
     woken_while_polled: bool,
 }
 
+impl TaskState {
+    /// A breach if `duration_nanos` is over `threshold_nanos`.
+    fn breach(
+        &self,
+        trouble: TaskTrouble,
+        duration_nanos: u64,
+        threshold_nanos: u64,
+    ) -> Option<TaskBreach> {
+        (duration_nanos > threshold_nanos).then_some(TaskBreach {
+            trouble,
+            key: self.key,
+            metadata: self.metadata,
+            duration_nanos,
+            threshold_nanos,
+        })
+    }
+}
+
 /// Per-task timing for the long-poll and scheduled-delay triggers.
 pub(crate) struct TaskWatch {
     long_poll_nanos: Option<u64>,
@@ -160,14 +178,7 @@ impl TaskWatch {
             .map(|since| nanos_between(since, now));
         task.poll_start = Some(now);
         task.woken_while_polled = false;
-        let (threshold, waited) = (self.delay_nanos?, waited?);
-        (waited > threshold).then_some(TaskBreach {
-            trouble: TaskTrouble::ScheduledDelay,
-            key: task.key,
-            metadata: task.metadata,
-            duration_nanos: waited,
-            threshold_nanos: threshold,
-        })
+        task.breach(TaskTrouble::ScheduledDelay, waited?, self.delay_nanos?)
     }
 
     /// A span exited: if it is a task, its poll ends; returns the breach if the poll was long.
@@ -184,14 +195,7 @@ impl TaskWatch {
         if task.woken_while_polled {
             task.ready_since = Some(now);
         }
-        let threshold = self.long_poll_nanos?;
-        (polled > threshold).then_some(TaskBreach {
-            trouble: TaskTrouble::LongPoll,
-            key: task.key,
-            metadata: task.metadata,
-            duration_nanos: polled,
-            threshold_nanos: threshold,
-        })
+        task.breach(TaskTrouble::LongPoll, polled, self.long_poll_nanos?)
     }
 
     /// An event: if it is tokio waking a task, the task is ready from now (or from the end of

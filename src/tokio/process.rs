@@ -15,9 +15,12 @@ pub(crate) struct ProcessStat {
     ticks_per_second: u64,
     #[cfg(target_os = "linux")]
     page_bytes: u64,
+    /// Kept open and read again from the start each time: no `open` per sample.
+    #[cfg(target_os = "linux")]
+    file: std::fs::File,
     /// Reused for each read: no allocation in steady state.
     #[cfg(target_os = "linux")]
-    text: String,
+    bytes: Vec<u8>,
 }
 
 impl ProcessStat {
@@ -27,7 +30,8 @@ impl ProcessStat {
         let mut stat = ProcessStat {
             ticks_per_second: rustix::param::clock_ticks_per_second().max(1),
             page_bytes: rustix::param::page_size() as u64,
-            text: String::with_capacity(512),
+            file: std::fs::File::open("/proc/self/stat").ok()?,
+            bytes: vec![0; 1024],
         };
         stat.read()?;
         Some(stat)
@@ -41,13 +45,11 @@ impl ProcessStat {
     /// The counters now; `None` if the file could not be read or parsed.
     #[cfg(target_os = "linux")]
     pub(crate) fn read(&mut self) -> Option<ProcessReading> {
-        use std::io::Read;
-        self.text.clear();
-        std::fs::File::open("/proc/self/stat")
-            .ok()?
-            .read_to_string(&mut self.text)
-            .ok()?;
-        let fields = parse_stat(&self.text)?;
+        use std::os::unix::fs::FileExt;
+        // procfs regenerates the line for a read at offset 0; it is well under 1 KiB.
+        let len = self.file.read_at(&mut self.bytes, 0).ok()?;
+        let text = std::str::from_utf8(self.bytes.get(..len)?).ok()?;
+        let fields = parse_stat(text)?;
         let millis = |ticks: u64| ticks.saturating_mul(1000) / self.ticks_per_second;
         Some(ProcessReading {
             rss_bytes: fields.rss_pages.saturating_mul(self.page_bytes),
