@@ -278,3 +278,52 @@ fn the_cli_summarizes_and_draws_the_runtime_view() {
     );
     assert!(svg.contains("stroke=\"#e08000\""));
 }
+
+/// The runtime view's records have callsites of their own: a crash file logs them, so a
+/// recovered dump shows the workers' slices and the counters like a live one.
+#[cfg(all(feature = "crash", target_os = "linux"))]
+#[test]
+fn a_crash_file_keeps_the_runtime_view() {
+    use tracing_blackbox::recover::{self, RecoverOptions};
+
+    let crash_dir = tempfile::tempdir().unwrap();
+    let dumps = tempfile::tempdir().unwrap();
+    let (_layer, recorder) = FlightRecorder::builder()
+        .crash_safe(crash_dir.path())
+        .recover_on_start(false)
+        .build()
+        .unwrap();
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(2).enable_time();
+    instrument(&mut builder, &recorder);
+    let runtime = builder.build().unwrap();
+    let sampler =
+        RuntimeSampler::start(runtime.handle(), &recorder, Duration::from_millis(2)).unwrap();
+    runtime.block_on(async {
+        for _ in 0..10 {
+            tokio::spawn(tokio::time::sleep(Duration::from_millis(2)))
+                .await
+                .unwrap();
+        }
+    });
+    sampler.stop();
+    drop(runtime);
+    let file = recorder.status().crash_file.unwrap();
+    let options = RecoverOptions::new()
+        .dump_dir(dumps.path())
+        .force(true)
+        .keep_file(true);
+    let recovered = recover::recover_file(&file, &options).expect("recovery of a live file");
+    let dump = common::load(&recovered.dump.path);
+    assert!(dump.phase("X").any(|x| x["name"] == "busy"));
+    assert!(dump.phase("X").any(|x| x["name"] == "parked"));
+    assert!(dump.phase("C").any(|c| c["name"] == "tokio runtime"));
+    assert!(dump.phase("C").any(|c| c["name"] == "tokio worker 1"));
+    assert!(
+        dump.other("warnings")
+            .as_array()
+            .is_none_or(|w| w.is_empty()),
+        "{}",
+        dump.other("warnings")
+    );
+}

@@ -169,6 +169,19 @@ impl Layout {
         let Some(timeline) = self.timelines[thread as usize].as_mut() else {
             return;
         };
+        // The runtime view's park, unpark and counters are not instants.
+        if let Body::Event { metadata, .. } = view.body
+            && runtime::add(
+                timeline,
+                &mut self.repairs,
+                metadata,
+                thread,
+                ts,
+                u64::from(at.chunk) << 32 | u64::from(at.offset),
+            )
+        {
+            return;
+        }
         match ids {
             Ids::Enter { span } => {
                 let (note, flow) = self.tasks.poll_started(span, ts);
@@ -181,10 +194,6 @@ impl Layout {
                 timeline.exit(span, ts, &mut self.repairs);
                 self.tasks.poll_ended(span, here);
             }
-            Ids::Event { .. }
-                if matches!(view.body, Body::Event { metadata, .. }
-                    if runtime::add(timeline, &mut self.repairs, metadata, thread, ts,
-                        u64::from(at.chunk) << 32 | u64::from(at.offset))) => {}
             Ids::Event {
                 span,
                 explicit_parent,
