@@ -36,11 +36,20 @@ fn pristine() -> &'static [u8] {
         tracing::dispatcher::with_default(&dispatch, || {
             work(0);
             std::thread::scope(|scope| {
-                for thread in 1..3 {
-                    let dispatch = dispatch.clone();
-                    scope.spawn(move || {
-                        tracing::dispatcher::with_default(&dispatch, || work(thread));
-                    });
+                let threads: Vec<_> = (1..3)
+                    .map(|thread| {
+                        let dispatch = dispatch.clone();
+                        scope.spawn(move || {
+                            tracing::dispatcher::with_default(&dispatch, || work(thread));
+                        })
+                    })
+                    .collect();
+                // Joined one by one: the end of a scope waits for the threads' closures only,
+                // not for their thread-local destructors, where an exiting thread's last chunk
+                // is compacted into the file. Reading the file before that is done can catch a
+                // chunk half-written (which recovery reports as damaged, rightly).
+                for thread in threads {
+                    thread.join().unwrap();
                 }
             });
         });
