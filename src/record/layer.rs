@@ -175,19 +175,26 @@ impl FlightRecorderLayer {
         #[cfg(feature = "tokio")]
         let mut task_breach = None;
         self.with_slot(|shared, slot| {
-            // One clock reading for the timing and the record.
-            let ts = shared.now();
-            if let Some(slow) = &shared.slow
-                && kind != kind::CLOSE
-                && slow.timing() == SpanTiming::Busy
-            {
+            let recording = shared.is_recording();
+            let busy_timing = shared
+                .slow
+                .as_ref()
+                .filter(|slow| kind != kind::CLOSE && slow.timing() == SpanTiming::Busy);
+            // One clock reading for the timing and the record, and none when neither needs it
+            // (a stopped recorder).
+            let ts = if recording || busy_timing.is_some() {
+                shared.now()
+            } else {
+                0
+            };
+            if let Some(slow) = busy_timing {
                 slow.on_enter_exit(id.into_u64(), kind == kind::ENTER, ts, |a, b| {
                     shared.timebase.nanos_between(a, b)
                 });
             }
             #[cfg(feature = "tokio")]
             if let Some(tasks) = &shared.tasks
-                && shared.is_recording()
+                && recording
             {
                 let between = |a, b| shared.timebase.nanos_between(a, b);
                 task_breach = match kind {
@@ -205,7 +212,7 @@ impl FlightRecorderLayer {
                 }
                 _ => {}
             }
-            if !shared.is_recording() {
+            if !recording {
                 return;
             }
             let scratch = &mut slot.scratch;
