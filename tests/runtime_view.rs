@@ -15,6 +15,26 @@ fn micros(value: &Value) -> f64 {
     value.as_f64().expect("numeric")
 }
 
+/// A two-worker runtime with the recorder's park/unpark hooks and a sampler; with `dispatch`,
+/// the workers record into it too.
+fn instrumented(
+    recorder: &FlightRecorder,
+    dispatch: Option<&tracing::Dispatch>,
+    interval: Duration,
+) -> (tokio::runtime::Runtime, RuntimeSampler) {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(2).enable_time();
+    if let Some(dispatch) = dispatch.cloned() {
+        builder.on_thread_start(move || {
+            std::mem::forget(tracing::dispatcher::set_default(&dispatch));
+        });
+    }
+    instrument(&mut builder, recorder);
+    let runtime = builder.build().unwrap();
+    let sampler = RuntimeSampler::start(runtime.handle(), recorder, interval).unwrap();
+    (runtime, sampler)
+}
+
 /// Runs a small workload on an instrumented two-worker runtime with a sampler, and dumps.
 fn run(interval: Duration) -> common::Dump {
     let (layer, recorder) = FlightRecorder::builder()
@@ -22,15 +42,7 @@ fn run(interval: Duration) -> common::Dump {
         .build()
         .unwrap();
     let dispatch = common::dispatch(layer);
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.worker_threads(2).enable_time();
-    let dispatch_for_workers = dispatch.clone();
-    builder.on_thread_start(move || {
-        std::mem::forget(tracing::dispatcher::set_default(&dispatch_for_workers));
-    });
-    instrument(&mut builder, &recorder);
-    let runtime = builder.build().unwrap();
-    let sampler = RuntimeSampler::start(runtime.handle(), &recorder, interval).unwrap();
+    let (runtime, sampler) = instrumented(&recorder, Some(&dispatch), interval);
     {
         let _default = tracing::dispatcher::set_default(&dispatch);
         runtime.block_on(async {
@@ -210,12 +222,7 @@ fn a_too_short_interval_is_a_clear_error_and_a_stopped_sampler_records_nothing_m
 fn the_cli_summarizes_and_draws_the_runtime_view() {
     let (layer, recorder) = FlightRecorder::builder().build().unwrap();
     let dispatch = common::dispatch(layer);
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.worker_threads(2).enable_time();
-    instrument(&mut builder, &recorder);
-    let runtime = builder.build().unwrap();
-    let sampler =
-        RuntimeSampler::start(runtime.handle(), &recorder, Duration::from_millis(2)).unwrap();
+    let (runtime, sampler) = instrumented(&recorder, None, Duration::from_millis(2));
     runtime.block_on(async {
         let dispatch = dispatch.clone();
         tokio::spawn(async move {
@@ -293,12 +300,7 @@ fn a_crash_file_keeps_the_runtime_view() {
         .recover_on_start(false)
         .build()
         .unwrap();
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.worker_threads(2).enable_time();
-    instrument(&mut builder, &recorder);
-    let runtime = builder.build().unwrap();
-    let sampler =
-        RuntimeSampler::start(runtime.handle(), &recorder, Duration::from_millis(2)).unwrap();
+    let (runtime, sampler) = instrumented(&recorder, None, Duration::from_millis(2));
     runtime.block_on(async {
         for _ in 0..10 {
             tokio::spawn(tokio::time::sleep(Duration::from_millis(2)))

@@ -98,7 +98,7 @@ fn nanos(duration: Duration) -> u64 {
 /// Whether `metadata` is tokio's span around a task's polls (not a blocking task's: those are
 /// meant to block).
 #[inline]
-fn is_task_span(metadata: &Metadata<'_>) -> bool {
+fn is_async_task_span(metadata: &Metadata<'_>) -> bool {
     metadata.name() == "runtime.spawn" && metadata.target() == "tokio::task"
 }
 
@@ -147,7 +147,7 @@ impl TaskWatch {
     /// A new span: a task, ready from its spawn, if tokio made it.
     #[inline]
     pub(crate) fn on_new(&self, id: u64, key: u64, metadata: &'static Metadata<'static>, now: u64) {
-        if !is_task_span(metadata) {
+        if !is_async_task_span(metadata) {
             return;
         }
         lock(self.shard(id)).insert(

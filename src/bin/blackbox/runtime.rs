@@ -123,47 +123,40 @@ impl RuntimeStats {
             self.prune();
             writeln!(out)?;
             writeln!(out, "tokio tasks: {} polled", self.tasks.len())?;
-            self.polls.sort_by_key(|p| std::cmp::Reverse(p.dur_ns));
-            let rows: Vec<Vec<String>> = self
-                .polls
-                .iter()
-                .take(top)
-                .map(|p| {
-                    vec![
-                        format_duration(p.dur_ns),
-                        p.task.clone(),
-                        threads.name(p.thread),
-                    ]
-                })
-                .collect();
-            writeln!(out, "longest polls")?;
-            table(
-                out,
-                &["poll", "task", "worker"],
-                &rows,
-                &[true, false, false],
-            )?;
-            self.polls.sort_by_key(|p| std::cmp::Reverse(p.delay_ns));
-            let rows: Vec<Vec<String>> = self
-                .polls
-                .iter()
-                .take(top)
-                .filter(|p| p.delay_ns > 0)
-                .map(|p| {
-                    vec![
-                        format_duration(p.delay_ns),
-                        p.task.clone(),
-                        threads.name(p.thread),
-                    ]
-                })
-                .collect();
-            writeln!(out, "longest scheduled delays (ready → polled)")?;
-            table(
-                out,
-                &["delay", "task", "worker"],
-                &rows,
-                &[true, false, false],
-            )?;
+            for (title, header, measure) in [
+                (
+                    "longest polls",
+                    "poll",
+                    (|p: &Poll| p.dur_ns) as fn(&Poll) -> i64,
+                ),
+                (
+                    "longest scheduled delays (ready → polled)",
+                    "delay",
+                    |p: &Poll| p.delay_ns,
+                ),
+            ] {
+                self.polls.sort_by_key(|p| std::cmp::Reverse(measure(p)));
+                let rows: Vec<Vec<String>> = self
+                    .polls
+                    .iter()
+                    .take(top)
+                    .filter(|p| measure(p) > 0)
+                    .map(|p| {
+                        vec![
+                            format_duration(measure(p)),
+                            p.task.clone(),
+                            threads.name(p.thread),
+                        ]
+                    })
+                    .collect();
+                writeln!(out, "{title}")?;
+                table(
+                    out,
+                    &[header, "task", "worker"],
+                    &rows,
+                    &[true, false, false],
+                )?;
+            }
             let mut busiest: Vec<(&String, &(u64, i64, i64))> = self.tasks.iter().collect();
             busiest.sort_by_key(|(name, (_, busy, _))| (std::cmp::Reverse(*busy), *name));
             let rows: Vec<Vec<String>> = busiest

@@ -7,11 +7,12 @@ use std::io::{self, Write};
 use super::json::{self, json_str, json_value, micros, write_fields};
 use super::timeline::{INCOMPLETE, Out, OutKind, REPAIRED, START_EVICTED};
 use super::{EXPLICIT_PARENT, Encoder};
-use crate::dump::reader::{Body, RecordReader, RecordView, ValueRef};
+use crate::dump::reader::{Body, Fields, RecordReader, ValueRef};
 use crate::dump::snapshot::RecordAt;
 use crate::record::Capture;
 use crate::record::encode::FLAG_FIELDS_DROPPED;
 use crate::record::storage::ThreadChunks;
+use tracing_core::Metadata;
 
 impl<C: Borrow<Capture>> Encoder<C> {
     pub(super) fn write_event<'a>(
@@ -158,31 +159,35 @@ impl<C: Borrow<Capture>> Encoder<C> {
                 w.write_all(b"}")
             }
             OutKind::Instant => self.write_instant(w, thread, out),
-            OutKind::Counter => {
-                let Some(view) = Self::record_at(thread, out.id) else {
-                    return Ok(());
-                };
-                let Body::Event {
-                    metadata, fields, ..
-                } = view.body
-                else {
-                    return Ok(());
-                };
-                super::runtime::write_counter(w, metadata, &fields, (pid, tid), out.ts)
-            }
+            OutKind::Counter => match Self::event_at(thread, out.id) {
+                Some((metadata, fields, _)) => {
+                    super::runtime::write_counter(w, metadata, &fields, (pid, tid), out.ts)
+                }
+                None => Ok(()),
+            },
         }
     }
 
-    /// The record an instant or counter entry points at (its packed chunk and offset).
-    fn record_at(thread: &ThreadChunks, packed: u64) -> Option<RecordView<'_>> {
+    /// The event record an instant or counter entry points at (its packed chunk and offset):
+    /// its callsite, fields and record flags.
+    fn event_at(
+        thread: &ThreadChunks,
+        packed: u64,
+    ) -> Option<(&'static Metadata<'static>, Fields<'_>, u8)> {
         let at = RecordAt {
             thread: 0,
             chunk: (packed >> 32) as u32,
             offset: packed as u32,
         };
-        thread
+        let view = thread
             .chunk(at.chunk as usize)
-            .and_then(|chunk| RecordReader::at(chunk, at.offset))
+            .and_then(|chunk| RecordReader::at(chunk, at.offset))?;
+        match view.body {
+            Body::Event {
+                metadata, fields, ..
+            } => Some((metadata, fields, view.flags)),
+            _ => None,
+        }
     }
 
     fn write_instant(
@@ -191,13 +196,7 @@ impl<C: Borrow<Capture>> Encoder<C> {
         thread: &ThreadChunks,
         out: &Out,
     ) -> io::Result<()> {
-        let Some(view) = Self::record_at(thread, out.id) else {
-            return Ok(());
-        };
-        let Body::Event {
-            metadata, fields, ..
-        } = view.body
-        else {
+        let Some((metadata, fields, record_flags)) = Self::event_at(thread, out.id) else {
             return Ok(());
         };
         let (pid, tid) = (self.pid, thread.identity.tid);
@@ -232,7 +231,7 @@ impl<C: Borrow<Capture>> Encoder<C> {
             w.write_all(b",\"message\":")?;
             json_value(w, value)?;
         }
-        if view.flags & FLAG_FIELDS_DROPPED != 0 {
+        if record_flags & FLAG_FIELDS_DROPPED != 0 {
             w.write_all(b",\"fields_dropped\":true")?;
         }
         write_fields(w, fields.iter().filter(|(name, _)| *name != "message"))?;
