@@ -2,8 +2,9 @@
 //!
 //! Layers, each alone on a `Registry`:
 //! - `floor`: a no-op layer (what `tracing` itself costs);
-//! - `lower_bound`: reads the clock and takes every field value (formatting the message), and
-//!   stores nothing: what any event recorder must pay at least;
+//! - `lower_bound`: reads the clock once per callback (event, span new, enter, exit, close) and
+//!   takes every field value (formatting the message), and stores nothing: what any recorder
+//!   that timestamps every record must pay at least;
 //! - `fmt_sink`: `tracing_subscriber::fmt::layer()` writing to `io::sink`;
 //! - `chrome_sink`: `tracing-chrome` writing to `io::sink`, `include_args(true)`, measured on
 //!   the emitting thread (its writer thread works on the side);

@@ -153,6 +153,49 @@ fn several_recorders_stay_apart() {
 }
 
 #[test]
+fn recorders_come_and_go_on_one_thread() {
+    // The layer caches one thread's slot for the last recorder it saw: switching recorders,
+    // and recorders dropped while the thread lives on, must each keep exactly their records.
+    let (layer, keeper) = FlightRecorder::builder().build().unwrap();
+    let kept = common::dispatch(layer);
+    let mut expected = Vec::new();
+    for round in 0..50u64 {
+        let (layer, short_lived) = FlightRecorder::builder().build().unwrap();
+        let passing = common::dispatch(layer);
+        tracing::dispatcher::with_default(&kept, || info!(round, "kept"));
+        tracing::dispatcher::with_default(&passing, || {
+            let _span = info_span!("passing", round).entered();
+            info!(round, "passing");
+        });
+        tracing::dispatcher::with_default(&kept, || info!(round, "kept again"));
+        expected.push(round);
+        let dump = dump(&short_lived);
+        let rounds: Vec<_> = dump
+            .phase("i")
+            .map(|e| (e["name"].clone(), e["args"]["fields"]["round"].clone()))
+            .collect();
+        assert_eq!(rounds, [("passing".into(), round.into())]);
+        assert_eq!(dump.slices_named("passing").len(), 1);
+        // Dropped with the thread still recording: its slot goes with the next new recorder.
+        drop((passing, short_lived));
+    }
+    let dump = dump(&keeper);
+    let kept_rounds: Vec<u64> = dump
+        .phase("i")
+        .filter(|e| e["name"] == "kept")
+        .map(|e| e["args"]["fields"]["round"].as_u64().unwrap())
+        .collect();
+    assert_eq!(kept_rounds, expected);
+    assert_eq!(
+        dump.phase("i")
+            .filter(|e| e["name"] == "kept again")
+            .count(),
+        50
+    );
+    assert!(dump.slices_named("passing").is_empty());
+}
+
+#[test]
 fn stop_keeps_the_past_and_start_resumes() {
     let (dispatch, recorder) = recorder_with(1 << 20);
     tracing::dispatcher::with_default(&dispatch, || {

@@ -122,3 +122,49 @@ fn the_list_is_configurable_and_can_be_emptied() {
     assert_eq!(fields["Password"], "case matters");
     assert_eq!(fields["password"], REDACTED);
 }
+
+/// Sixteen copies of the tokens: each copy of a `tracing` macro is a callsite of its own.
+macro_rules! sixteen {
+    ($($body:tt)*) => {
+        $($body)* $($body)* $($body)* $($body)* $($body)* $($body)* $($body)* $($body)*
+        $($body)* $($body)* $($body)* $($body)* $($body)* $($body)* $($body)* $($body)*
+    };
+}
+
+#[test]
+fn hundreds_of_callsites_on_one_thread_each_redact_their_own() {
+    // The layer remembers, per thread and callsite, whether a callsite has a field to redact
+    // (in a small table where callsites collide): 512 callsites, half with a secret, seen
+    // twice, must each be redacted exactly where their own fields say.
+    let (dispatch, recorder) = common::recorder_with(4 << 20);
+    tracing::dispatcher::with_default(&dispatch, || {
+        for pass in 0..2u64 {
+            sixteen! { sixteen! {
+                info!(pass, password = SECRET, "secret");
+                info!(pass, user = SECRET, "plain");
+            } }
+        }
+    });
+    assert_eq!(
+        dump_text(&recorder).matches(SECRET).count(),
+        512,
+        "plain ones only"
+    );
+    let dump = common::dump(&recorder);
+    let (mut secrets, mut plain) = (0, 0);
+    for event in dump.phase("i") {
+        let fields = &event["args"]["fields"];
+        match event["name"].as_str().unwrap() {
+            "secret" => {
+                assert_eq!(fields["password"], REDACTED, "{event}");
+                secrets += 1;
+            }
+            "plain" => {
+                assert_eq!(fields["user"], SECRET, "{event}");
+                plain += 1;
+            }
+            other => panic!("unexpected event {other}"),
+        }
+    }
+    assert_eq!((secrets, plain), (512, 512));
+}

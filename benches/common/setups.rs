@@ -50,6 +50,33 @@ impl<S: Subscriber> Layer<S> for LowerBound {
             black_box(taker.sum);
         });
     }
+
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        _: &tracing::span::Id,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let ts = self.clock.raw();
+        TEXT.with_borrow_mut(|text| {
+            let mut taker = Taker { text, sum: ts };
+            attrs.record(&mut taker);
+            black_box(taker.sum);
+        });
+    }
+
+    // A timestamp for each enter, exit and close, kept nowhere.
+    fn on_enter(&self, id: &tracing::span::Id, _: tracing_subscriber::layer::Context<'_, S>) {
+        black_box((self.clock.raw(), id));
+    }
+
+    fn on_exit(&self, id: &tracing::span::Id, _: tracing_subscriber::layer::Context<'_, S>) {
+        black_box((self.clock.raw(), id));
+    }
+
+    fn on_close(&self, id: tracing::span::Id, _: tracing_subscriber::layer::Context<'_, S>) {
+        black_box((self.clock.raw(), id));
+    }
 }
 
 /// A subscriber under test; holds whatever must stay alive beside it.

@@ -144,7 +144,7 @@ impl TriggerEvent {
         scratch.begin(kind::EVENT, 0);
         scratch.put_metadata(event.metadata());
         scratch.put_u64(0);
-        let mut fields = scratch.fields(max_value_bytes, redaction);
+        let mut fields = scratch.fields(max_value_bytes, Some(redaction));
         event.record(&mut fields);
         let flags = fields.flags();
         let fields = match RecordReader::of_encoded(scratch.finish(flags)).next() {

@@ -74,6 +74,63 @@ impl<'a> Encoded<'a> {
     }
 }
 
+/// Bytes of an enter, exit or close record: the header and the span's id.
+pub(crate) const SPAN_RECORD_BYTES: usize = HEADER_BYTES + 8;
+
+/// An enter, exit or close record: the same bytes as `begin(kind, ts)`, `put_u64(span)`,
+/// `finish(0)` on a [`Scratch`], kept as the three words they are so that the chunk can store
+/// them in place (see `Chunk::push_span`).
+#[derive(Clone, Copy)]
+pub(crate) struct SpanRecord {
+    /// Length, kind and flags: the header's first four bytes, as a little-endian word.
+    head: u32,
+    pub(crate) ts: u64,
+    span: u64,
+}
+
+impl SpanRecord {
+    #[inline]
+    pub(crate) fn new(kind: u8, ts: u64, span: u64) -> Self {
+        SpanRecord {
+            head: u32::from_le_bytes([SPAN_RECORD_BYTES as u8, 0, kind, 0]),
+            ts,
+            span,
+        }
+    }
+
+    /// Stores the record's bytes at `at`.
+    ///
+    /// # Safety
+    ///
+    /// `at` is valid for writes of [`SPAN_RECORD_BYTES`] bytes.
+    #[inline(always)]
+    pub(crate) unsafe fn write(self, at: *mut u8) {
+        // SAFETY: the caller's promise; unaligned stores, little-endian like every record.
+        unsafe {
+            at.cast::<u32>().write_unaligned(self.head.to_le());
+            at.add(4).cast::<u64>().write_unaligned(self.ts.to_le());
+            at.add(12).cast::<u64>().write_unaligned(self.span.to_le());
+        }
+    }
+
+    /// The record as bytes, for the slow path (a new chunk, a crash-file block).
+    #[inline]
+    pub(crate) fn to_bytes(self) -> [u8; SPAN_RECORD_BYTES] {
+        let mut bytes = [0u8; SPAN_RECORD_BYTES];
+        // SAFETY: `bytes` holds exactly the record.
+        unsafe { self.write(bytes.as_mut_ptr()) };
+        bytes
+    }
+}
+
+impl<'a> Encoded<'a> {
+    /// The bytes of a [`SpanRecord`].
+    #[inline]
+    pub(crate) fn span(record: &'a [u8; SPAN_RECORD_BYTES]) -> Self {
+        Encoded(record)
+    }
+}
+
 /// A record being encoded: a fixed buffer of [`MAX_RECORD_BYTES`], so writes of fixed size
 /// compile to plain stores, and it never grows.
 pub(crate) struct Scratch {
@@ -132,11 +189,12 @@ impl Scratch {
     }
 
     /// Starts the field list: a count byte, then fields appended by the returned visitor.
+    /// `redaction` is `None` for a callsite none of whose fields is redacted.
     #[inline]
     pub(crate) fn fields<'a>(
         &'a mut self,
         max_value_bytes: usize,
-        redaction: &'a Redaction,
+        redaction: Option<&'a Redaction>,
     ) -> FieldEncoder<'a> {
         let count_at = self.len;
         self.put([0u8]);
@@ -155,7 +213,7 @@ pub(crate) struct FieldEncoder<'a> {
     scratch: &'a mut Scratch,
     count_at: usize,
     max_value_bytes: usize,
-    redaction: &'a Redaction,
+    redaction: Option<&'a Redaction>,
     dropped_fields: bool,
 }
 
@@ -186,7 +244,9 @@ impl FieldEncoder<'_> {
     /// Records `[REDACTED]` instead of the value if the field's name says it is a secret.
     #[inline]
     fn redacted(&mut self, field: &field::Field) -> bool {
-        if self.redaction.matches(field.name()) {
+        if let Some(redaction) = self.redaction
+            && redaction.matches(field.name())
+        {
             self.entry([field.index() as u8, tag::REDACTED]);
             return true;
         }
@@ -406,4 +466,25 @@ pub struct Field {
     pub name: &'static str,
     /// Its value.
     pub value: FieldValue,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_span_record_is_what_the_scratch_encodes() {
+        let mut scratch = Scratch::new();
+        for (kind, ts, span) in [
+            (kind::ENTER, 0, 1),
+            (kind::EXIT, u64::MAX, u64::MAX),
+            (kind::CLOSE, 0x0102_0304_0506_0708, 1 << 63),
+        ] {
+            scratch.begin(kind, ts);
+            scratch.put_u64(span);
+            let expected = scratch.finish(0).bytes().to_vec();
+            let record = SpanRecord::new(kind, ts, span);
+            assert_eq!(record.to_bytes().as_slice(), expected.as_slice());
+        }
+    }
 }

@@ -1,15 +1,13 @@
 //! The `tracing_subscriber::Layer`: the hot path.
 //!
-//! Each callback encodes one record into a per-thread scratch buffer (formatting `Debug`
-//! values there, outside any lock), then appends it to the thread's current chunk under the
-//! thread's own mutex. No I/O, no allocation in steady state, no `tracing` calls of its own.
-//! A callback that re-enters the layer on the same thread (a `Debug` impl that logs) finds the
-//! thread's slot borrowed and is counted as dropped instead of deadlocking.
+//! Each callback finds this thread's slot (`slot`), encodes one record (into the slot's
+//! scratch buffer, formatting `Debug` values there; enter, exit and close on the stack), then
+//! appends it to the thread's current chunk without a lock (`storage`). No I/O, no allocation
+//! in steady state, no `tracing` calls of its own. A callback that re-enters the layer on the
+//! same thread (a `Debug` impl that logs) finds the slot in use and is counted as dropped.
 
-use std::cell::RefCell;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::subscriber::Interest;
@@ -19,74 +17,10 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::record::Recording;
-use crate::record::encode::{FLAG_EXPLICIT_PARENT, Scratch, kind};
+use crate::record::encode::{FLAG_EXPLICIT_PARENT, SpanRecord, kind};
 use crate::record::hooks::TriggerHooks;
+use crate::record::slot::{Slot, with_slot};
 use crate::record::span_timing::SpanTiming;
-use crate::record::storage::{ThreadBuffer, ThreadIdentity, next_tid};
-
-/// Span ids are handed out to threads in blocks, so a new span costs no shared atomic.
-const KEY_BLOCK: u64 = 1 << 12;
-
-/// Per-thread, per-recorder state.
-struct Slot {
-    recorder: u64,
-    shared: Weak<Recording>,
-    buffer: Arc<ThreadBuffer>,
-    scratch: Scratch,
-    /// Registry ids of the spans this thread is in, innermost last (as this layer saw them, so
-    /// per-layer filters apply).
-    stack: Vec<u64>,
-    next_key: u64,
-    key_end: u64,
-}
-
-impl Slot {
-    fn new(shared: &Arc<Recording>) -> Slot {
-        let identity = ThreadIdentity {
-            tid: next_tid(),
-            name: std::thread::current().name().map(str::to_owned),
-        };
-        Slot {
-            recorder: shared.id,
-            shared: Arc::downgrade(shared),
-            buffer: shared.storage.register(identity),
-            scratch: Scratch::new(),
-            stack: Vec::with_capacity(32),
-            next_key: 0,
-            key_end: 0,
-        }
-    }
-
-    #[inline]
-    fn next_span_key(&mut self) -> u64 {
-        static NEXT_BLOCK: AtomicU64 = AtomicU64::new(1);
-        if self.next_key == self.key_end {
-            self.next_key = NEXT_BLOCK.fetch_add(KEY_BLOCK, Ordering::Relaxed);
-            self.key_end = self.next_key + KEY_BLOCK;
-        }
-        let key = self.next_key;
-        self.next_key += 1;
-        key
-    }
-
-    #[inline]
-    fn current_span(&self) -> u64 {
-        self.stack.last().copied().unwrap_or(0)
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        // The thread is exiting (or the recorder is gone): keep what it recorded dumpable.
-        if let Some(shared) = self.shared.upgrade() {
-            shared.storage.retire(&self.buffer);
-        }
-    }
-}
-
-thread_local! {
-    static SLOTS: RefCell<Vec<Slot>> = const { RefCell::new(Vec::new()) };
-}
 
 /// The layer half of a flight recorder: add it to a `tracing_subscriber::Registry`.
 ///
@@ -107,34 +41,6 @@ impl fmt::Debug for FlightRecorderLayer {
     }
 }
 
-/// Runs `f` with this thread's slot for `shared`. Re-entrant calls and calls during thread
-/// teardown cannot get the slot: they are counted as dropped when recording.
-#[inline]
-fn with_slot(shared: &Arc<Recording>, f: impl FnOnce(&Recording, &mut Slot)) {
-    let done = SLOTS
-        .try_with(|slots| {
-            let Ok(mut slots) = slots.try_borrow_mut() else {
-                return false;
-            };
-            let index = match slots.iter().position(|s| s.recorder == shared.id) {
-                Some(index) => index,
-                None => {
-                    // First record of this thread for this recorder; forget recorders
-                    // that are gone.
-                    slots.retain(|s| s.shared.strong_count() > 0);
-                    slots.push(Slot::new(shared));
-                    slots.len() - 1
-                }
-            };
-            f(shared, &mut slots[index]);
-            true
-        })
-        .unwrap_or(false);
-    if !done && shared.is_recording() {
-        shared.count_dropped();
-    }
-}
-
 /// Records an event that came through no subscriber (the runtime view's park, unpark and
 /// counters): the same encoding and storage as [`Layer::on_event`]'s, no triggers.
 #[cfg(feature = "tokio")]
@@ -144,11 +50,14 @@ pub(crate) fn record_event(shared: &Arc<Recording>, event: &Event<'_>) {
     }
     with_slot(shared, |shared, slot| {
         let ts = shared.now();
+        let redaction = slot
+            .redaction
+            .for_callsite(event.metadata(), &shared.redaction);
         let scratch = &mut slot.scratch;
         scratch.begin(kind::EVENT, ts);
         scratch.put_metadata(event.metadata());
         scratch.put_u64(0);
-        let mut fields = scratch.fields(shared.max_field_bytes, &shared.redaction);
+        let mut fields = scratch.fields(shared.max_field_bytes, redaction);
         event.record(&mut fields);
         let flags = fields.flags() | FLAG_EXPLICIT_PARENT;
         let _ = shared.append(&slot.buffer, scratch.finish(flags), ts);
@@ -204,21 +113,14 @@ impl FlightRecorderLayer {
                 };
             }
             match kind {
-                kind::ENTER => slot.stack.push(id.into_u64()),
-                kind::EXIT => {
-                    if let Some(at) = slot.stack.iter().rposition(|&s| s == id.into_u64()) {
-                        slot.stack.remove(at);
-                    }
-                }
+                kind::ENTER => slot.entered(id.into_u64()),
+                kind::EXIT => slot.left(id.into_u64()),
                 _ => {}
             }
             if !recording {
                 return;
             }
-            let scratch = &mut slot.scratch;
-            scratch.begin(kind, ts);
-            scratch.put_u64(id.into_u64());
-            let _ = shared.append(&slot.buffer, scratch.finish(0), ts);
+            let _ = shared.append_span(&slot.buffer, SpanRecord::new(kind, ts, id.into_u64()));
             recorded = Some(ts);
         });
         #[cfg(feature = "tokio")]
@@ -257,13 +159,16 @@ where
             };
             let key = slot.next_span_key();
             let ts = shared.now();
+            let redaction = slot
+                .redaction
+                .for_callsite(attrs.metadata(), &shared.redaction);
             let scratch = &mut slot.scratch;
             scratch.begin(kind::NEW_SPAN, ts);
             scratch.put_u64(id.into_u64());
             scratch.put_u64(key);
             scratch.put_u64(parent);
             scratch.put_metadata(attrs.metadata());
-            let mut fields = scratch.fields(shared.max_field_bytes, &shared.redaction);
+            let mut fields = scratch.fields(shared.max_field_bytes, redaction);
             attrs.record(&mut fields);
             let flags = fields.flags();
             let _ = shared.append(&slot.buffer, scratch.finish(flags), ts);
@@ -284,6 +189,11 @@ where
         let metadata = ctx.metadata(id);
         self.with_slot(|shared, slot| {
             let ts = shared.now();
+            // A span the registry no longer knows: every field is checked.
+            let redaction = match metadata {
+                Some(metadata) => slot.redaction.for_callsite(metadata, &shared.redaction),
+                None => Some(&shared.redaction),
+            };
             let scratch = &mut slot.scratch;
             scratch.begin(kind::VALUES, ts);
             scratch.put_u64(id.into_u64());
@@ -291,7 +201,7 @@ where
                 Some(metadata) => scratch.put_metadata(metadata),
                 None => scratch.put_u64(0),
             }
-            let mut fields = scratch.fields(shared.max_field_bytes, &shared.redaction);
+            let mut fields = scratch.fields(shared.max_field_bytes, redaction);
             values.record(&mut fields);
             let flags = fields.flags();
             let _ = shared.append(&slot.buffer, scratch.finish(flags), ts);
@@ -324,11 +234,14 @@ where
                 None => (0, FLAG_EXPLICIT_PARENT),
             };
             let ts = shared.now();
+            let redaction = slot
+                .redaction
+                .for_callsite(event.metadata(), &shared.redaction);
             let scratch = &mut slot.scratch;
             scratch.begin(kind::EVENT, ts);
             scratch.put_metadata(event.metadata());
             scratch.put_u64(span);
-            let mut fields = scratch.fields(shared.max_field_bytes, &shared.redaction);
+            let mut fields = scratch.fields(shared.max_field_bytes, redaction);
             event.record(&mut fields);
             let flags = fields.flags() | explicit;
             if shared.append(&slot.buffer, scratch.finish(flags), ts) {

@@ -12,6 +12,7 @@ pub(crate) mod layer;
 pub(crate) mod redact;
 #[cfg(feature = "tokio")]
 pub(crate) mod runtime;
+pub(crate) mod slot;
 pub(crate) mod span_timing;
 pub(crate) mod storage;
 #[cfg(feature = "tokio")]
@@ -25,7 +26,7 @@ use std::time::Instant;
 use tracing_core::Level;
 
 pub(crate) use clock::Timebase;
-use encode::Encoded;
+use encode::{Encoded, SpanRecord};
 use redact::Redaction;
 use span_timing::{SlowSpanConfig, SlowSpans};
 use storage::{Storage, StorageLimits, StoredChunks, ThreadBuffer};
@@ -200,6 +201,22 @@ impl Recording {
             self.count_dropped();
         }
         appended
+    }
+
+    /// [`append`](Self::append) for an enter, exit or close record.
+    #[inline]
+    pub(crate) fn append_span(&self, buffer: &Arc<ThreadBuffer>, record: SpanRecord) -> bool {
+        if buffer.try_append_span(record) {
+            return true;
+        }
+        self.append_span_slow(buffer, record)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn append_span_slow(&self, buffer: &Arc<ThreadBuffer>, record: SpanRecord) -> bool {
+        let bytes = record.to_bytes();
+        self.append(buffer, Encoded::span(&bytes), record.ts)
     }
 
     /// Copies the chunks and counters now; decoding comes later, on whichever thread dumps.

@@ -98,6 +98,45 @@ impl Redaction {
     }
 }
 
+/// A thread's memory of which callsites name a redacted field, so that a record from any other
+/// callsite (nearly all of them) skips the per-field check: one direct-mapped entry per
+/// callsite address, filled on first sight. The redaction list is fixed when the recorder is
+/// built, so an entry never goes stale.
+pub(crate) struct CallsiteRedaction {
+    entries: Box<[(usize, bool); CallsiteRedaction::ENTRIES]>,
+}
+
+impl CallsiteRedaction {
+    const ENTRIES: usize = 64;
+
+    pub(crate) fn new() -> Self {
+        CallsiteRedaction {
+            entries: Box::new([(0, false); Self::ENTRIES]),
+        }
+    }
+
+    /// `redaction`, if a field of `metadata` may be redacted; `None` if none of its fields is.
+    #[inline]
+    pub(crate) fn for_callsite<'a>(
+        &mut self,
+        metadata: &'static tracing_core::Metadata<'static>,
+        redaction: &'a Redaction,
+    ) -> Option<&'a Redaction> {
+        let address = metadata as *const tracing_core::Metadata<'static> as usize;
+        // Fibonacci hashing: the top bits of the product spread nearby statics apart.
+        let index = ((address as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) as usize;
+        let entry = &mut self.entries[index % Self::ENTRIES];
+        if entry.0 != address {
+            let any = metadata
+                .fields()
+                .iter()
+                .any(|field| redaction.matches(field.name()));
+            *entry = (address, any);
+        }
+        entry.1.then_some(redaction)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

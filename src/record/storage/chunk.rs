@@ -14,9 +14,9 @@ use super::ThreadIdentity;
 use super::held::HeldBytes;
 #[cfg(feature = "crash")]
 use crate::record::crash::{CrashStore, MappedBlock};
-use crate::record::encode::Encoded;
 #[cfg(feature = "crash")]
 use crate::record::encode::HEADER_BYTES;
+use crate::record::encode::{Encoded, SPAN_RECORD_BYTES, SpanRecord};
 
 /// Heap memory for a chunk, owned through a raw pointer (see the module's comment).
 struct HeapBytes {
@@ -214,18 +214,48 @@ impl Chunk {
     /// never two at once: the bytes past the published length are the writer's alone.
     #[inline]
     pub(super) unsafe fn push(&self, record: Encoded<'_>, ts: u64) {
-        let (len, records) = unpack(self.published.load(Ordering::Relaxed));
-        let end = len + record.len();
-        debug_assert!(end <= self.capacity);
-        // SAFETY: `end` is within the chunk (the caller checked `fits`), and the bytes past
-        // the published length are read by no one and written by this writer only.
+        // SAFETY: the caller's promise; `write` stores exactly `record.len()` bytes.
         unsafe {
-            std::ptr::copy_nonoverlapping(
-                record.bytes().as_ptr(),
-                self.buf.base().add(len),
-                record.len(),
-            );
+            self.push_with(record.len(), ts, |at| {
+                std::ptr::copy_nonoverlapping(record.bytes().as_ptr(), at, record.len());
+            });
         }
+    }
+
+    /// Whether an enter, exit or close record fits. Only its writer may rely on the answer.
+    #[inline]
+    pub(super) fn fits_span(&self) -> bool {
+        self.capacity - self.len() >= SPAN_RECORD_BYTES
+    }
+
+    /// Appends an enter, exit or close record that [`fits_span`](Self::fits_span), written
+    /// in place as three stores: building it on the stack and copying it would load 16 bytes
+    /// over several smaller stores just made, which the CPU cannot forward (a stall that
+    /// cost more than the rest of the append).
+    ///
+    /// # Safety
+    ///
+    /// As for [`push`](Self::push).
+    #[inline]
+    pub(super) unsafe fn push_span(&self, record: SpanRecord) {
+        // SAFETY: the caller's promise; `write` stores exactly `SPAN_RECORD_BYTES` bytes.
+        unsafe { self.push_with(SPAN_RECORD_BYTES, record.ts, |at| record.write(at)) }
+    }
+
+    /// Appends `len` bytes that `write` stores at the pointer it is given, then publishes
+    /// them.
+    ///
+    /// # Safety
+    ///
+    /// As for [`push`](Self::push); the record fits, and `write` stores exactly `len` bytes.
+    #[inline(always)]
+    unsafe fn push_with(&self, len_bytes: usize, ts: u64, write: impl FnOnce(*mut u8)) {
+        let (len, records) = unpack(self.published.load(Ordering::Relaxed));
+        let end = len + len_bytes;
+        debug_assert!(end <= self.capacity);
+        // SAFETY: `end` is within the chunk (the caller checked it fits), and the bytes past
+        // the published length are read by no one and written by this writer only.
+        write(unsafe { self.buf.base().add(len) });
         #[cfg(feature = "crash")]
         if let Memory::Mapped(block) = &self.buf {
             // Zeros where the next record's header goes: a crash while it is written leaves

@@ -37,7 +37,7 @@ use ringbuf::HeapRb;
 use ringbuf::traits::Observer;
 
 use super::{Chunk, ThreadChunks, barrier};
-use crate::record::encode::Encoded;
+use crate::record::encode::{Encoded, SpanRecord};
 
 /// Identity of a recording thread, as it appears in dumps.
 #[derive(Debug, Clone)]
@@ -109,6 +109,31 @@ impl ThreadBuffer {
     /// the thread that owns this buffer only.
     #[inline]
     pub(crate) fn try_append(&self, record: Encoded<'_>, ts: u64) -> bool {
+        self.owner_append(|chunk| {
+            chunk.fits(record) && {
+                // SAFETY: a record that fits, pushed by the chunk's only writer.
+                unsafe { chunk.push(record, ts) };
+                true
+            }
+        })
+    }
+
+    /// [`try_append`](Self::try_append) for an enter, exit or close record.
+    #[inline]
+    pub(crate) fn try_append_span(&self, record: SpanRecord) -> bool {
+        self.owner_append(|chunk| {
+            chunk.fits_span() && {
+                // SAFETY: a record that fits, pushed by the chunk's only writer.
+                unsafe { chunk.push_span(record) };
+                true
+            }
+        })
+    }
+
+    /// Runs `append` on the current chunk as its owner, unless the storage is taking it
+    /// (then `false`). `append` returns whether the record went in.
+    #[inline(always)]
+    fn owner_append(&self, append: impl FnOnce(&Chunk) -> bool) -> bool {
         let current = &*self.current;
         current.busy.store(true, Ordering::Relaxed);
         barrier::light();
@@ -121,13 +146,9 @@ impl ThreadBuffer {
         // SAFETY: the owner, busy and unclaimed: the storage does not replace the chunk until
         // we are done (see the module's comment); we only read it through `&`.
         let chunk = unsafe { &*current.chunk.get() };
-        let fits = chunk.fits(record);
-        if fits {
-            // SAFETY: this thread is the chunk's only writer.
-            unsafe { chunk.push(record, ts) };
-        }
+        let appended = append(chunk);
         current.busy.store(false, Ordering::Release);
-        fits
+        appended
     }
 
     /// The current chunk, to read (its published records) or to append to as its owner.
