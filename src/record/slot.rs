@@ -139,12 +139,12 @@ thread_local! {
 }
 
 /// Clears `in_use` when the callback is done, also if it unwinds (a `Debug` impl that panics).
-struct InUse<'a>(&'a Cell<bool>);
+struct InUse;
 
-impl Drop for InUse<'_> {
+impl Drop for InUse {
     #[inline]
     fn drop(&mut self) {
-        self.0.set(false);
+        FAST.with(|fast| fast.in_use.set(false));
     }
 }
 
@@ -152,35 +152,44 @@ impl Drop for InUse<'_> {
 /// teardown cannot get the slot: they are counted as dropped when recording.
 #[inline]
 pub(crate) fn with_slot(shared: &Arc<Recording>, f: impl FnOnce(&Recording, &mut Slot)) {
-    let done = FAST.with(|fast| {
-        if fast.in_use.get() {
-            return false;
+    // Two small thread-local accesses around `f` rather than `f` inside one: they inline to
+    // plain thread-local loads and stores, where a large closure would keep `with` (and the
+    // thread-local's address) behind a call.
+    let Some(slot) = FAST.with(|fast| acquire(fast, shared)) else {
+        if shared.is_recording() {
+            shared.count_dropped();
         }
-        fast.in_use.set(true);
-        let _in_use = InUse(&fast.in_use);
-        let slot = if fast.recorder.get() == shared.id {
-            fast.slot.get()
-        } else {
-            match slot_for(shared) {
-                Some(slot) => {
-                    fast.recorder.set(shared.id);
-                    fast.slot.set(slot);
-                    slot
-                }
-                None => return false,
-            }
-        };
-        // SAFETY: `slot` points into a box `SLOTS` owns, which stays where it is until the
-        // thread's `SLOTS` is dropped (which first clears the cache) or `slot_for` removes it
-        // (which happens only under `in_use`, and resets the cache to what it returns). While
-        // `in_use` is set nothing else on this thread reaches any slot, and no other thread
-        // ever does.
-        f(shared, unsafe { &mut *slot });
-        true
-    });
-    if !done && shared.is_recording() {
-        shared.count_dropped();
+        return;
+    };
+    let _in_use = InUse;
+    // SAFETY: `slot` points into a box `SLOTS` owns, which stays where it is until the
+    // thread's `SLOTS` is dropped (which first clears the cache) or `slot_for` removes it
+    // (which happens only under `in_use`, and resets the cache to what it returns). While
+    // `in_use` is set (until `_in_use` drops) nothing else on this thread reaches any slot,
+    // and no other thread ever does.
+    f(shared, unsafe { &mut *slot });
+}
+
+/// Sets `in_use` and returns the slot for `shared`: from the cache, or through [`slot_for`].
+/// `None` (and `in_use` as it was) if a callback already holds a slot on this thread or
+/// the thread's slots are torn down.
+#[inline(always)]
+fn acquire(fast: &Fast, shared: &Arc<Recording>) -> Option<*mut Slot> {
+    if fast.in_use.get() {
+        return None;
     }
+    if fast.recorder.get() == shared.id {
+        fast.in_use.set(true);
+        return Some(fast.slot.get());
+    }
+    fast.in_use.set(true);
+    // Cleared again if making the slot fails or unwinds; kept set for `f` otherwise.
+    let in_use = InUse;
+    let slot = slot_for(shared)?;
+    std::mem::forget(in_use);
+    fast.recorder.set(shared.id);
+    fast.slot.set(slot);
+    Some(slot)
 }
 
 /// The cache missed: finds or makes this thread's slot for `shared` (`None` once the thread's
