@@ -1,7 +1,8 @@
 //! The owner's lock-free append racing everything else: threads append without a lock while
 //! others take their current chunks away (eviction of an idle thread's chunk, under a budget
 //! of four chunks) and a snapshot thread copies them. Every record must come out whole,
-//! every thread's records as one run in order, and the counters exact.
+//! every thread's records as one run in order, and the counters exact. A third of the
+//! records are enter/exit/close-shaped, appended through the in-place path.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use super::model_tests::nanos_between;
 use super::*;
-use crate::record::encode::Encoded;
+use crate::record::encode::{Encoded, SPAN_RECORD_BYTES, SpanRecord};
 
 /// A record of `size` bytes whose every byte after its id repeats the id's low byte, so a
 /// torn or overwritten record shows.
@@ -20,10 +21,27 @@ fn record(id: u64, size: usize) -> Vec<u8> {
     bytes
 }
 
+/// A span record standing for `id`: its kind byte repeats the id's low byte, its span is the
+/// id. (The other records are at least 24 bytes, so the length tells them apart.)
+fn span_record(id: u64, ts: u64) -> SpanRecord {
+    SpanRecord::new(id as u8, ts, id)
+}
+
 /// The ids in a chunk's bytes, checking each record is whole.
 fn check_records(mut bytes: &[u8], out: &mut Vec<u64>) {
     while !bytes.is_empty() {
         let len = usize::from(u16::from_le_bytes([bytes[0], bytes[1]]));
+        if len == SPAN_RECORD_BYTES {
+            let id = u64::from_le_bytes(bytes[12..20].try_into().unwrap());
+            assert_eq!(
+                (bytes[2], bytes[3]),
+                (id as u8, 0),
+                "span record {id} whole"
+            );
+            out.push(id);
+            bytes = &bytes[len..];
+            continue;
+        }
         assert!(len >= 10 && len <= bytes.len(), "a record's length");
         let id = u64::from_le_bytes(bytes[2..10].try_into().unwrap());
         assert!(
@@ -80,12 +98,25 @@ fn race_once() {
                     let buffer = storage.register(ThreadIdentity { tid, name: None });
                     let mut kept = 0u64;
                     for id in 1..=RECORDS {
-                        let bytes = record(id, 24 + (id % 200) as usize);
-                        let record = Encoded::for_storage_tests(&bytes);
                         let ts = id * THREADS + tid;
-                        if buffer.try_append(record, ts)
-                            || storage.append_slow(&buffer, record, ts, ts, nanos_between)
-                        {
+                        let kept_this = if id % 3 == 0 {
+                            let span = span_record(id, ts);
+                            let bytes = span.to_bytes();
+                            buffer.try_append_span(span)
+                                || storage.append_slow(
+                                    &buffer,
+                                    Encoded::span(&bytes),
+                                    ts,
+                                    ts,
+                                    nanos_between,
+                                )
+                        } else {
+                            let bytes = record(id, 24 + (id % 200) as usize);
+                            let record = Encoded::for_storage_tests(&bytes);
+                            buffer.try_append(record, ts)
+                                || storage.append_slow(&buffer, record, ts, ts, nanos_between)
+                        };
+                        if kept_this {
                             kept += 1;
                         }
                         if id % 1_000 == 0 {
