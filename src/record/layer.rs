@@ -1,10 +1,11 @@
 //! The `tracing_subscriber::Layer`: the hot path.
 //!
-//! Each callback finds this thread's slot (`slot`), encodes one record (into the slot's
-//! scratch buffer, formatting `Debug` values there; enter, exit and close on the stack), then
-//! appends it to the thread's current chunk without a lock (`storage`). No I/O, no allocation
-//! in steady state, no `tracing` calls of its own. A callback that re-enters the layer on the
-//! same thread (a `Debug` impl that logs) finds the slot in use and is counted as dropped.
+//! Each callback finds this thread's slot (`slot`), encodes one record into the slot's
+//! scratch buffer (formatting `Debug` values there), then appends it to the thread's current
+//! chunk without a lock (`storage`); enter, exit and close are written straight into the
+//! chunk. No I/O, no allocation in steady state, no `tracing` calls of its own. A callback
+//! that re-enters the layer on the same thread (a `Debug` impl that logs) finds the slot in
+//! use and is counted as dropped.
 
 use std::fmt;
 use std::sync::Arc;

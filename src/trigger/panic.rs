@@ -3,7 +3,7 @@
 //!
 //! The hook holds the triggers weakly. It takes the snapshot with `try_lock` and a deadline on
 //! every lock (the panicking thread may hold one) and never uses the layer's thread-local slot,
-//! which a panic inside a layer callback leaves borrowed. A panic inside an `on_dump` callback
+//! which a panic inside a layer callback leaves in use. A panic inside an `on_dump` callback
 //! is left to the callback's runner.
 
 use std::path::{Path, PathBuf};
