@@ -51,18 +51,31 @@ pub(crate) fn record_event(shared: &Arc<Recording>, event: &Event<'_>) {
     }
     with_slot(shared, |shared, slot| {
         let ts = shared.now();
-        let redaction = slot
-            .redaction
-            .for_callsite(event.metadata(), &shared.redaction);
-        let scratch = &mut slot.scratch;
-        scratch.begin(kind::EVENT, ts);
-        scratch.put_metadata(event.metadata());
-        scratch.put_u64(0);
-        let mut fields = scratch.fields(shared.max_field_bytes, redaction);
-        event.record(&mut fields);
-        let flags = fields.flags() | FLAG_EXPLICIT_PARENT;
-        let _ = shared.append(&slot.buffer, scratch.finish(flags), ts);
+        let _ = append_event(shared, slot, event, 0, FLAG_EXPLICIT_PARENT, ts);
     });
+}
+
+/// Encodes `event` (in span `span`, with `flags`) at `ts` and appends it; whether it was kept.
+#[inline]
+fn append_event(
+    shared: &Recording,
+    slot: &mut Slot,
+    event: &Event<'_>,
+    span: u64,
+    flags: u8,
+    ts: u64,
+) -> bool {
+    let redaction = slot
+        .redaction
+        .for_callsite(event.metadata(), &shared.redaction);
+    let scratch = &mut slot.scratch;
+    scratch.begin(kind::EVENT, ts);
+    scratch.put_metadata(event.metadata());
+    scratch.put_u64(span);
+    let mut fields = scratch.fields(shared.max_field_bytes, redaction);
+    event.record(&mut fields);
+    let flags = fields.flags() | flags;
+    shared.append(&slot.buffer, scratch.finish(flags), ts)
 }
 
 impl FlightRecorderLayer {
@@ -235,17 +248,7 @@ where
                 None => (0, FLAG_EXPLICIT_PARENT),
             };
             let ts = shared.now();
-            let redaction = slot
-                .redaction
-                .for_callsite(event.metadata(), &shared.redaction);
-            let scratch = &mut slot.scratch;
-            scratch.begin(kind::EVENT, ts);
-            scratch.put_metadata(event.metadata());
-            scratch.put_u64(span);
-            let mut fields = scratch.fields(shared.max_field_bytes, redaction);
-            event.record(&mut fields);
-            let flags = fields.flags() | explicit;
-            if shared.append(&slot.buffer, scratch.finish(flags), ts) {
+            if append_event(shared, slot, event, span, explicit, ts) {
                 recorded_at = Some(ts);
             }
             #[cfg(feature = "tokio")]
